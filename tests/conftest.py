@@ -1,0 +1,44 @@
+"""Fixtures: a private project copy per test, and frames rendered once per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from tests.helpers import REPO, copy_project
+from volcano_gif.data import load_grid
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.render import FrameRenderer
+
+SMALL_FRAME_COUNT = 12
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh copy of the project to run scripts in."""
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def grid() -> npt.NDArray[np.float64]:
+    return load_grid(REPO / "data" / "volcano.csv")
+
+
+@pytest.fixture(scope="session")
+def small_frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the 12 frames of a 12-frame run, rendered once."""
+    folder = tmp_path_factory.mktemp("frames")
+    renderer = FrameRenderer(load_grid(REPO / "data" / "volcano.csv"), SMALL_FRAME_COUNT)
+    renderer.render_many(range(1, SMALL_FRAME_COUNT + 1), folder)
+    return folder
+
+
+@pytest.fixture
+def rendered_project(project: Path, small_frames: Path) -> ProjectPaths:
+    """A project copy whose images/ holds a complete 12-frame run."""
+    shutil.copytree(small_frames, project / "images")
+    return ProjectPaths(project)

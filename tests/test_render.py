@@ -1,0 +1,134 @@
+"""The renderer: views, names, atomic writes, and volcano.py's command line."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+from tests.helpers import run
+from volcano_gif.layout import ELEVATION
+from volcano_gif.render import FrameRenderer, grid_triangles
+
+
+def _pixels(image: Image.Image) -> bytes:
+    return image.tobytes()
+
+
+def test_grid_triangles_cover_every_cell_twice() -> None:
+    triangles = grid_triangles(3, 4)
+    assert triangles.shape == (2 * 2 * 3, 3)
+    assert set(np.unique(triangles)) == set(range(12))
+
+
+def test_consecutive_frames_differ_and_none_repeats(grid: npt.NDArray[np.float64]) -> None:
+    renderer = FrameRenderer(grid, 12)
+    digests = [hashlib.sha256(_pixels(renderer.draw(n))).hexdigest() for n in range(1, 13)]
+    assert len(set(digests)) == 12
+
+
+def test_last_frame_is_a_full_turn_from_frame_zero(grid: npt.NDArray[np.float64]) -> None:
+    renderer = FrameRenderer(grid, 12)
+    last = np.asarray(renderer.draw(12), dtype=np.int16)
+    renderer.axes.view_init(ELEVATION, 45.0)  # frame 0's view
+    renderer.canvas.draw()  # type: ignore[no-untyped-call]
+    zero = np.asarray(
+        Image.frombuffer("RGBA", renderer.canvas.get_width_height(), renderer.canvas.buffer_rgba())  # type: ignore[no-untyped-call]
+    ).astype(np.int16)[..., :3]
+    assert np.abs(last - zero).max() <= 1
+    first = np.asarray(renderer.draw(1), dtype=np.int16)
+    assert np.abs(first - zero).max() > 1
+
+
+def test_frames_are_640x480_rgb_pngs_named_by_number(
+    grid: npt.NDArray[np.float64], tmp_path: Path
+) -> None:
+    path = FrameRenderer(grid, 360).render(7, tmp_path)
+    assert path == tmp_path / "image0007.png"
+    with Image.open(path) as image:
+        assert (image.format, image.size, image.mode) == ("PNG", (640, 480), "RGB")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image0007.png"]
+
+
+def test_a_failed_write_leaves_the_old_frame_and_no_temporary(
+    grid: npt.NDArray[np.float64], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "image0003.png").write_bytes(b"old frame")
+
+    def broken_save(self: Image.Image, target: Path, *args: object, **kwargs: object) -> None:
+        Path(target).write_bytes(b"half a PN")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        FrameRenderer(grid, 360).render(3, tmp_path)
+    assert (tmp_path / "image0003.png").read_bytes() == b"old frame"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image0003.png"]
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("0", "volcano.py: error: frame 0 is out of range: use 1 to 360"),
+        ("361", "volcano.py: error: frame 361 is out of range: use 1 to 360"),
+        ("x", "volcano.py: error: argument FRAME: 'x' is not a frame number"),
+    ],
+)
+def test_volcano_py_rejects_bad_frames(project: Path, argument: str, message: str) -> None:
+    result = run([sys.executable, project / "volcano.py", argument], cwd=project)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert not (project / "images").exists()
+
+
+def test_volcano_py_renders_frame_n_from_any_directory(project: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run([sys.executable, project / "volcano.py", "5", "-q"], cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(project / "images" / "image0005.png")
+    assert sorted(p.name for p in (project / "images").iterdir()) == ["image0005.png"]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_volcano_py_array_task_renders_its_block(project: Path) -> None:
+    result = run(
+        [sys.executable, "volcano.py", "--array-task", "3", "--frames-per-task", "4",
+         "--frame-count", "12", "-q"],
+        cwd=project,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (project / "images").iterdir())
+    assert names == ["image0009.png", "image0010.png", "image0011.png", "image0012.png"]
+
+
+def test_volcano_py_help(project: Path) -> None:
+    result = run([sys.executable, project / "volcano.py", "--help"], cwd=project)
+    assert result.returncode == 0
+    assert "--frame-count" in result.stdout
+    assert "--array-task" in result.stdout
+
+
+def test_preflight_prints_the_task_count_and_renders_nothing(project: Path) -> None:
+    result = run(
+        [sys.executable, "volcano.py", "--preflight", "--frame-count", "360",
+         "--frames-per-task", "7"],
+        cwd=project,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "52\n"
+    assert not (project / "images").exists()
+    assert (project / ".cache" / "matplotlib").is_dir()
+
+
+def test_preflight_fails_on_bad_data(project: Path) -> None:
+    (project / "data" / "volcano.csv").write_text("V1,V2\n1,x\n")
+    result = run([sys.executable, "volcano.py", "--preflight"], cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("line 2, column V2: 'x' is not a number")

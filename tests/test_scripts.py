@@ -1,0 +1,82 @@
+"""The shell scripts agree with the Python constants, and pass shellcheck."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.helpers import REPO
+from volcano_gif.layout import (
+    DEFAULT_FRAME_COUNT,
+    FRAME_PREFIX,
+    SLURM_ARRAY_LOG_ERR,
+    SLURM_ARRAY_LOG_OUT,
+    SLURM_JOB_LOG_ERR,
+    SLURM_JOB_LOG_OUT,
+    SLURM_LOG_DIR,
+    frame_name,
+)
+
+SCRIPTS = ["generate_frames.slurm", "create_gif.slurm", "submit-gif-job"]
+
+
+def sbatch_options(script: str) -> dict[str, str]:
+    text = (REPO / script).read_text()
+    return dict(re.findall(r"^#SBATCH --([a-z-]+)=(\S+)$", text, flags=re.MULTILINE))
+
+
+def test_array_script_header_matches_the_constants() -> None:
+    options = sbatch_options("generate_frames.slurm")
+    assert options["array"] == f"1-{DEFAULT_FRAME_COUNT}"
+    assert options["output"] == SLURM_ARRAY_LOG_OUT
+    assert options["error"] == SLURM_ARRAY_LOG_ERR
+    assert SLURM_ARRAY_LOG_OUT == "output/slurm_files/%x-%A_%a.out"
+    assert options["job-name"] == "generate_frames"
+
+
+def test_assembly_script_header_matches_the_constants() -> None:
+    options = sbatch_options("create_gif.slurm")
+    assert options["output"] == SLURM_JOB_LOG_OUT
+    assert options["error"] == SLURM_JOB_LOG_ERR
+    assert options["job-name"] == "create_gif"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_no_site_settings_and_strict_mode(script: str) -> None:
+    text = (REPO / script).read_text()
+    assert not re.search(r"^#SBATCH --(account|partition|qos)", text, flags=re.MULTILINE)
+    assert "module load" not in text
+    assert "set -euo pipefail" in text
+
+
+def test_submit_defaults_match_the_constants() -> None:
+    text = (REPO / "submit-gif-job").read_text()
+    assert f"\nframes={DEFAULT_FRAME_COUNT}\n" in text
+    assert f"mkdir -p {SLURM_LOG_DIR}\n" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_scripts_leave_frame_naming_to_python(script: str) -> None:
+    # Frame names are made in one place (volcano_gif.layout); no script spells them.
+    spelled = re.findall(rf"{FRAME_PREFIX}[%$<{{\d]", (REPO / script).read_text())
+    assert spelled == []
+
+
+def test_readme_shows_the_real_frame_names() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert frame_name(1) in readme
+    assert frame_name(DEFAULT_FRAME_COUNT) in readme
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shellcheck(script: str) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed: pip install -e '.[test]' brings it")
+    result = subprocess.run(
+        [shellcheck, "-x", str(REPO / script)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout

@@ -1,0 +1,76 @@
+"""Load the Maunga Whau height grid from its CSV file.
+
+The file has a header row ``V1..V61`` and one row per grid row. Column ``Vk`` is
+grid column ``k - 1``: the original recipe turned the names into categorical
+codes, which sort as text (V1, V10, V11, ...) and garble the surface.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from volcano_gif.layout import UsageError
+
+_COLUMN_RE = re.compile(r"^V([1-9]\d*)$")
+
+
+class DataError(UsageError):
+    """The height grid file is missing or malformed."""
+
+
+def load_grid(path: Path) -> npt.NDArray[np.float64]:
+    """Return the height grid as a (rows, columns) array, columns in true order."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: no such file; the height grid ships as data/volcano.csv "
+            "in the project folder (choose the folder with --root)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the file: {error}") from None
+    rows = [row for row in rows if row]
+    if not rows:
+        raise DataError(f"{path}: the file is empty; expected a header V1..Vn and rows of heights")
+    header, body = rows[0], rows[1:]
+    positions = _column_positions(path, header)
+    if not body:
+        raise DataError(f"{path}: the file has a header but no rows of heights")
+    grid = np.empty((len(body), len(header)), dtype=np.float64)
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {line} has {len(row)} values, the header has {len(header)}"
+            )
+        for column, cell in enumerate(row):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise DataError(
+                    f"{path}: line {line}, column {header[column]}: {cell!r} is not a number"
+                ) from None
+            if not np.isfinite(value):
+                raise DataError(
+                    f"{path}: line {line}, column {header[column]}: {cell!r} is not finite"
+                )
+            grid[line - 2, positions[column]] = value
+    return grid
+
+
+def _column_positions(path: Path, header: list[str]) -> list[int]:
+    """Map each header name ``Vk`` to its grid column ``k - 1``."""
+    positions: list[int] = []
+    for name in header:
+        match = _COLUMN_RE.match(name.strip())
+        if not match:
+            raise DataError(f"{path}: header {name!r} is not of the form V1, V2, ...")
+        positions.append(int(match.group(1)) - 1)
+    if sorted(positions) != list(range(len(header))):
+        raise DataError(f"{path}: the header must name V1 to V{len(header)} once each")
+    return positions
