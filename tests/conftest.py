@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.helpers import REPO, copy_project
+from tools.local_slurm import Cluster, missing_programs, start, stop
 from volcano_gif.data import load_grid
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.render import FrameRenderer
@@ -42,3 +45,35 @@ def rendered_project(project: Path, small_frames: Path) -> ProjectPaths:
     """A project copy whose images/ holds a complete 12-frame run."""
     shutil.copytree(small_frames, project / "images")
     return ProjectPaths(project)
+
+
+REQUIRE_SLURM = "VOLCANO_REQUIRE_SLURM"
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[Cluster]:
+    """A private two-node Slurm cluster on localhost, for the whole session.
+
+    Skipped where the Slurm packages are missing or we are not root, unless
+    VOLCANO_REQUIRE_SLURM=1 (CI sets it), which turns that skip into a failure.
+    """
+    missing = missing_programs()
+    reason = ""
+    if missing:
+        reason = (
+            f"Slurm is not installed ({', '.join(missing)} missing): run "
+            "apt-get install --no-install-recommends slurmctld slurmd slurm-client munge"
+        )
+    elif os.geteuid() != 0:
+        reason = "the localhost Slurm cluster runs its daemons as root: run the tests as root"
+    if reason:
+        if os.environ.get(REQUIRE_SLURM) == "1":
+            pytest.fail(f"{REQUIRE_SLURM}=1 but {reason}")
+        pytest.skip(reason)
+    cluster = Cluster(Path("/tmp/volcano-slurm-tests"), nodes=2, port=16917)
+    seconds = start(cluster)
+    print(f"\nlocalhost Slurm up in {seconds:.1f} s")
+    try:
+        yield cluster
+    finally:
+        stop(cluster)

@@ -30,4 +30,9 @@ def mp4_frame_count(path: Path) -> int:
 def gif_facts(path: Path) -> tuple[int, tuple[int, int], int | None, int]:
     """Frames, size, loop count and first-frame delay (ms) of a GIF."""
     with Image.open(path) as image:
-        return image.n_frames, image.size, image.info.get("loop"), image.info["duration"]
+        return (
+            getattr(image, "n_frames", 1),
+            image.size,
+            image.info.get("loop"),
+            image.info["duration"],
+        )

@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import SMALL_FRAME_COUNT
 from tests.helpers import project_env, run
 from tests.media import gif_facts, mp4_frame_count, video_stream
-from volcano_gif import assemble as assemble_module
-from volcano_gif.assemble import (
+from volcano_gif import assembler as assemble_module
+from volcano_gif.assembler import (
     ArchiveError,
     FramesNotReadyError,
     archive_path,

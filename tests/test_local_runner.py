@@ -11,10 +11,10 @@ import pytest
 
 from tests.helpers import project_env, run
 from tests.media import gif_facts, mp4_frame_count
-from volcano_gif import local_runner
-from volcano_gif.assemble import FramesNotReadyError
+from volcano_gif.assembler import FramesNotReadyError
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.local_runner import run_local
+from volcano_gif.render import FrameRenderer
 
 
 def _check_outputs(root: Path, frame_count: int) -> None:
@@ -60,14 +60,14 @@ def test_submit_gif_job_without_sbatch_runs_locally(project: Path, tmp_path: Pat
 def test_failed_renders_still_reach_the_assembler(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = local_runner.FrameRenderer.render
+    original = FrameRenderer.render
 
-    def fails_on_frame_4(self: local_runner.FrameRenderer, frame: int, images: Path) -> Path:
+    def fails_on_frame_4(self: FrameRenderer, frame: int, images: Path) -> Path:
         if frame == 4:
             raise RuntimeError("simulated crash")
         return original(self, frame, images)
 
-    monkeypatch.setattr(local_runner.FrameRenderer, "render", fails_on_frame_4)
+    monkeypatch.setattr(FrameRenderer, "render", fails_on_frame_4)
     with pytest.raises(FramesNotReadyError, match=r"1 of 8 frames are missing or broken \(4\)"):
         run_local(ProjectPaths(project), 8, workers=2)
     assert len(list((project / "images").iterdir())) == 7

@@ -20,7 +20,7 @@ from volcano_gif.layout import (
     frame_name,
 )
 
-SCRIPTS = ["generate_frames.slurm", "create_gif.slurm", "submit-gif-job"]
+SCRIPTS = ["generate_frames.slurm", "create_gif.slurm", "submit-gif-job", ".ci/run"]
 
 
 def sbatch_options(script: str) -> dict[str, str]:
@@ -80,3 +80,21 @@ def test_shellcheck(script: str) -> None:
         [shellcheck, "-x", str(REPO / script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+def _readme_block(after: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index(after)
+    block = readme[start:].split("```", 1)[0]
+    return block.strip().splitlines()[-1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    command = _readme_block("# 2. Install the test extras")
+    assert command.endswith(".venv/bin/python -m pytest")
+    assert f"\n{command}\n" in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_gif_command_uses_the_real_scripts() -> None:
+    command = _readme_block("# 1. Install and make output/gifs/volcano.gif")
+    assert command == "python3 -m venv .venv && .venv/bin/pip install -e . && bash submit-gif-job"

@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from volcano_gif.assemble import assemble
+    from volcano_gif.assembler import assemble
     from volcano_gif.data import load_grid
     from volcano_gif.layout import ProjectPaths
     from volcano_gif.local_runner import run_local
@@ -23,7 +23,7 @@ __all__ = ["FrameRenderer", "ProjectPaths", "assemble", "load_grid", "run_local"
 _HOMES = {
     "FrameRenderer": "volcano_gif.render",
     "ProjectPaths": "volcano_gif.layout",
-    "assemble": "volcano_gif.assemble",
+    "assemble": "volcano_gif.assembler",
     "load_grid": "volcano_gif.data",
     "run_local": "volcano_gif.local_runner",
 }

@@ -131,7 +131,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _assemble(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
-    from volcano_gif.assemble import assemble
+    from volcano_gif.assembler import assemble
 
     result = assemble(paths, check_frame_count(args.frame_count), args.gif_width)
     for path in (result.mp4, result.gif, result.archive):

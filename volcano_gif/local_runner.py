@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from volcano_gif.assemble import AssemblyResult, assemble
+from volcano_gif.assembler import AssemblyResult, assemble
 from volcano_gif.data import load_grid
 from volcano_gif.layout import DEFAULT_GIF_WIDTH, ProjectPaths, expected_frames, split_evenly
 from volcano_gif.render import DEFAULT_PNG_LEVEL, FrameRenderer
