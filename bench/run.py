@@ -35,10 +35,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.quality import measure as measure_quality
+from tools.workspace import REPO, copy_project
+
 ORIGINAL = REPO / "bench" / "original"
-OUR_FILES = ["volcano.py", "generate_frames.slurm", "create_gif.slurm", "submit-gif-job"]
-OUR_DIRS = ["volcano_gif", "data"]
 ORIGINAL_IMPORTS = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; "
     "from mpl_toolkits.mplot3d import Axes3D; import pandas; import seaborn"
@@ -74,12 +74,7 @@ def median_stages(runs: Sequence[Run]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- workspaces
 def our_workspace(parent: Path) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="ours-", dir=parent))
-    for name in OUR_FILES:
-        shutil.copy2(REPO / name, folder / name)
-    for name in OUR_DIRS:
-        shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
+    return copy_project(Path(tempfile.mkdtemp(prefix="ours-", dir=parent)))
 
 
 def original_workspace(parent: Path) -> Path:
@@ -240,6 +235,15 @@ def table(settings: Sequence[Setting]) -> str:
     return "\n".join(lines)
 
 
+def quality_line(quality: dict[str, Any]) -> str:
+    ours, original = quality["ours"], quality["original"]
+    return (
+        f"GIF from the same frames, PSNR against the frames scaled the same way: "
+        f"ours {ours['size'][0]}x{ours['size'][1]} {ours['psnr_db']:.1f} dB, "
+        f"original {original['size'][0]}x{original['size'][1]} {original['psnr_db']:.1f} dB"
+    )
+
+
 def slurm_ready(slurm_conf: str | None) -> tuple[dict[str, str] | None, Any]:
     """An environment for the localhost cluster, starting one if needed."""
     from tools import local_slurm
@@ -318,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stop(cluster)
             settings.append(slurm)
         peak = render_task_peak_mib(parent)
+        quality_folder = parent / "quality"
+        quality_folder.mkdir()
+        quality = measure_quality(frames, quality_folder)
 
     report = table(settings)
     print(f"\nBenchmark, {mode}; {cores} cores; medians.\n")
@@ -325,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nPeak memory of one render task (python volcano.py 1): {peak:.0f} MiB")
     print(f"Python start-up with imports: original {startup_original:.2f} s, "
           f"ours {startup_ours:.2f} s")  # fmt: skip
+    print(quality_line(quality))
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     record = {
@@ -332,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cores": cores, "python": platform.python_version(), "when": stamp,
         "startup_seconds": {"original": startup_original, "ours": startup_ours},
         "render_task_peak_mib": peak,
+        "gif_quality": quality,
         "settings": [asdict(s) for s in settings],
         "ratios": {f"{s.name}/{label}": median(s.original) / median(runs)
                    for s in settings for label, runs in s.ours.items()},

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-#: What a user's checkout holds that a run needs.
-PROJECT_FILES = ["volcano.py", "generate_frames.slurm", "create_gif.slurm", "submit-gif-job"]
-PROJECT_DIRS = ["volcano_gif", "data"]
+from tools.workspace import REPO, copy_project
 
-
-def copy_project(target: Path) -> Path:
-    """Copy the runnable project into ``target`` (no images/ or output/ yet)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        shutil.copy2(REPO / name, target / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
+__all__ = ["REPO", "copy_project", "project_env", "run"]
 
 
 def project_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -37,3 +37,8 @@ def test_quick_benchmark_runs_both_settings_and_writes_json(slurm: Cluster, tmp_
         "slurm/ours, 2 frames/task",
     }
     assert all(ratio > 0 for ratio in record["ratios"].values())
+    assert (
+        "GIF from the same frames, PSNR against the frames scaled the same way: ours 400x300"
+        in (result.stdout)
+    )
+    assert record["gif_quality"]["ours"]["psnr_db"] >= 45
