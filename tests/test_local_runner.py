@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -71,3 +72,11 @@ def test_failed_renders_still_reach_the_assembler(
     with pytest.raises(FramesNotReadyError, match=r"1 of 8 frames are missing or broken \(4\)"):
         run_local(ProjectPaths(project), 8, workers=2)
     assert len(list((project / "images").iterdir())) == 7
+
+
+def test_volcano_gif_console_script_runs_locally(project: Path) -> None:
+    script = Path(sys.executable).parent / "volcano-gif"
+    assert script.exists(), "pip install -e . installs the volcano-gif console script"
+    result = run([script, "local", "--frame-count", "4", "-q"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    _check_outputs(project, 4)

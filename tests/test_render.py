@@ -16,7 +16,7 @@ from volcano_gif.layout import ELEVATION
 from volcano_gif.render import FrameRenderer, grid_triangles
 
 
-def _pixels(image: Image.Image) -> bytes:
+def _pixels(image: npt.NDArray[np.uint8]) -> bytes:
     return image.tobytes()
 
 
@@ -60,11 +60,13 @@ def test_a_failed_write_leaves_the_old_frame_and_no_temporary(
 ) -> None:
     (tmp_path / "image0003.png").write_bytes(b"old frame")
 
-    def broken_save(self: Image.Image, target: Path, *args: object, **kwargs: object) -> None:
-        Path(target).write_bytes(b"half a PN")
+    real_write_bytes = Path.write_bytes
+
+    def broken_write(self: Path, data: bytes) -> int:
+        real_write_bytes(self, data[:9])
         raise OSError("disk full")
 
-    monkeypatch.setattr(Image.Image, "save", broken_save)
+    monkeypatch.setattr(Path, "write_bytes", broken_write)
     with pytest.raises(OSError, match="disk full"):
         FrameRenderer(grid, 360).render(3, tmp_path)
     assert (tmp_path / "image0003.png").read_bytes() == b"old frame"

@@ -12,13 +12,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import project_env, run
+from tests.helpers import REPO, project_env, run
 from tests.media import gif_facts, mp4_frame_count
 from tools.local_slurm import Cluster, job_records, start, status, wait_for_jobs
 
@@ -175,3 +176,14 @@ def test_start_again_after_kill_9_brings_the_cluster_back(slurm: Cluster, projec
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
     (assembly,) = job_records(slurm, gif_id)
     assert assembly["ExitCode"] == "0:0"
+
+
+def test_local_slurm_status_command_lists_every_daemon(slurm: Cluster) -> None:
+    result = run(
+        [sys.executable, "tools/local_slurm.py", "status", "--dir", slurm.folder],
+        cwd=REPO, env=project_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ") for line in result.stdout.splitlines())
+    assert set(lines) == {"slurmd-n1.pid", "slurmd-n2.pid", "slurmctld.pid", "munged.pid"}
+    assert all(value.isdigit() for value in lines.values())

@@ -102,7 +102,7 @@ def check_frames(images_dir: Path, frame_count: int) -> dict[int, str]:
     threads share the work across cores).
     """
     frames = list(expected_frames(frame_count))
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(_frame_problem, (images_dir / frame_name(f) for f in frames)))
     problems: dict[int, str] = {}
     size: tuple[int, int] | None = None

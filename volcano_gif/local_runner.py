@@ -27,6 +27,10 @@ from volcano_gif.render import DEFAULT_PNG_LEVEL, FrameRenderer
 
 logger = logging.getLogger(__name__)
 
+#: Chunks per worker: enough to even out the workers' ends, few enough that
+#: the queue costs nothing (a chunk of 360 frames / 2 workers / 8 is 22 frames).
+CHUNKS_PER_WORKER = 8
+
 _worker_renderer: FrameRenderer | None = None
 
 
@@ -67,12 +71,16 @@ def render_frames(
     """Render every frame on ``workers`` processes; return the failures."""
     grid = load_grid(paths.data_file)
     paths.images.mkdir(parents=True, exist_ok=True)
-    blocks = split_evenly(expected_frames(frame_count), workers or default_workers())
+    workers = min(workers or default_workers(), frame_count)
+    # Contiguous chunks, several per worker, from one queue: a worker that gets
+    # ahead takes the next chunk instead of idling at the end. Each worker keeps
+    # its one figure for all the chunks it renders.
+    blocks = split_evenly(expected_frames(frame_count), workers * CHUNKS_PER_WORKER)
     # fork shares the imported matplotlib with the workers; elsewhere spawn.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     failures: dict[int, str] = {}
     with ProcessPoolExecutor(
-        max_workers=len(blocks),
+        max_workers=workers,
         mp_context=multiprocessing.get_context(method),
         initializer=_start_worker,
         initargs=(grid, frame_count, png_level),
@@ -89,7 +97,7 @@ def render_frames(
         logger.error("frame %d failed: %s", frame, reason)
     logger.info(
         "rendered %d of %d frames on %d workers",
-        frame_count - len(failures), frame_count, len(blocks),
+        frame_count - len(failures), frame_count, workers,
     )  # fmt: skip
     return failures
 

@@ -1,0 +1,43 @@
+"""A minimal PNG writer for 8-bit RGB frames.
+
+Pillow tries every PNG row filter on every row (adaptive filtering), which is
+most of its encoding time. Our frames are mostly flat white around a smooth
+surface, so filter "none" with zlib level 1 makes files of about the same size
+in a third of the time, and they decode about four times faster in the
+assembly (measured here: 6 ms against 17 ms to encode, 91 KiB against 87 KiB).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import numpy.typing as npt
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FILTER_NONE = 0
+_COLOUR_RGB = 2
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_rgb(pixels: npt.NDArray[np.uint8], level: int = 1) -> bytes:
+    """Encode an (height, width, 3) uint8 array as a PNG file's bytes."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+        raise ValueError(
+            f"expected (height, width, 3) uint8 pixels, not {pixels.shape} {pixels.dtype}"
+        )
+    height, width, _ = pixels.shape
+    rows = np.empty((height, 1 + width * 3), dtype=np.uint8)
+    rows[:, 0] = _FILTER_NONE
+    rows[:, 1:] = pixels.reshape(height, width * 3)
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_RGB, 0, 0, 0)
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+        + _chunk(b"IEND", b"")
+    )
