@@ -12,7 +12,11 @@ Settings, each timed from start to GIF, MP4 and archive on disk:
   frames / cores frames per task (the README's advice for a machine this size).
 
 Every run works in its own copy of the project under a temporary folder. The
-table (medians) goes to stdout; the raw results to output/bench/*.json.
+pipelines of a setting run in turn, their order rotated from one repeat to the
+next, each after the same idle pause (--settle), so that none always follows
+another's long full load. The table goes to stdout: medians, the ratio of the
+medians, and the median of the ratios within each repeat. The raw results go to
+output/bench/*.json.
 """
 
 from __future__ import annotations
@@ -219,18 +223,47 @@ def render_task_peak_mib(parent: Path) -> float:
 
 
 # -------------------------------------------------------------------- report
+def run_setting(
+    name: str, jobs: Sequence[tuple[str, Callable[[], Run]]], repeats: int, settle: float
+) -> Setting:
+    """Run every pipeline ``repeats`` times, rotating their order each repeat.
+
+    The machine idles ``settle`` seconds before every timed run, so that no
+    pipeline always starts right after another's long full load.
+    """
+    runs: dict[str, list[Run]] = {label: [] for label, _ in jobs}
+    for repeat in range(repeats):
+        shift = repeat % len(jobs)
+        for label, job in [*jobs[shift:], *jobs[:shift]]:
+            time.sleep(settle)
+            runs[label].append(job())
+        print(f"{name} run {repeat + 1}/{repeats}: "
+              + ", ".join(f"{label} {found[-1].seconds:.1f} s" for label, found in runs.items()),
+              file=sys.stderr)  # fmt: skip
+    original = runs.pop("original")
+    return Setting(name, original, runs)
+
+
+def paired_ratio(original: Sequence[Run], ours: Sequence[Run]) -> float:
+    """Median over repeats of original/ours within the same repeat."""
+    return statistics.median(a.seconds / b.seconds for a, b in zip(original, ours, strict=True))
+
+
 def table(settings: Sequence[Setting]) -> str:
-    lines = ["| setting | pipeline | median wall (s) | original / ours | stage medians (s) |",
-             "|---|---|---:|---:|---|"]  # fmt: skip
+    lines = ["| setting | pipeline | median wall (s) | original / ours (medians) "
+             "| original / ours (paired, median) | stage medians (s) |",
+             "|---|---|---:|---:|---:|---|"]  # fmt: skip
     for setting in settings:
         base = median(setting.original)
         stages = ", ".join(f"{k} {v:.1f}" for k, v in median_stages(setting.original).items())
-        lines.append(f"| {setting.name} | original | {base:.1f} | 1.0x | {stages} |")
+        lines.append(f"| {setting.name} | original | {base:.1f} | 1.0x | 1.0x | {stages} |")
         for label, runs in setting.ours.items():
             ours = median(runs)
             stages = ", ".join(f"{k} {v:.1f}" for k, v in median_stages(runs).items())
+            paired = paired_ratio(setting.original, runs)
             lines.append(
-                f"| {setting.name} | {label} | {ours:.1f} | {base / ours:.1f}x | {stages} |"
+                f"| {setting.name} | {label} | {ours:.1f} | {base / ours:.1f}x "
+                f"| {paired:.1f}x | {stages} |"
             )
     return "\n".join(lines)
 
@@ -265,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="24 frames and 1 repeat: for CI, not for publishing")  # fmt: skip
     parser.add_argument("--frames", type=int, help="frames per run (default 360, quick 24)")
     parser.add_argument("--repeats", type=int, help="runs per pipeline (default 3, quick 1)")
+    parser.add_argument("--settle", type=float,
+                        help="idle seconds before each run (default 15, quick 0)")  # fmt: skip
     parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm setting")
     parser.add_argument("--slurm-conf", help="use this running cluster instead of starting one")
     parser.add_argument("--output", type=Path, default=REPO / "output" / "bench",
@@ -272,10 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     frames = args.frames or (24 if args.quick else 360)
     repeats = args.repeats or (1 if args.quick else 3)
+    settle = args.settle if args.settle is not None else (0.0 if args.quick else 15.0)
     cores = len(os.sched_getaffinity(0))
     per_task = max(1, -(-frames // cores))
     mode = f"QUICK MODE ({frames} frames, {repeats} repeat(s)): not the published figures" if (
-        args.quick) else f"full mode: {frames} frames, {repeats} repeats"  # fmt: skip
+        args.quick) else f"full mode: {frames} frames, {repeats} repeats, order rotated, " \
+        f"{settle:.0f} s idle before each run"  # fmt: skip
     print(f"# benchmark, {mode}; {cores} cores, Python {platform.python_version()}",
           file=sys.stderr)  # fmt: skip
 
@@ -285,13 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = None
     with tempfile.TemporaryDirectory(prefix="volcano-bench-") as scratch:
         parent = Path(scratch)
-        local = Setting("local")
-        for repeat in range(repeats):
-            local.original.append(run_original_local(parent, frames, cores, startup_original))
-            local.ours.setdefault("ours", []).append(run_ours_local(parent, frames, startup_ours))
-            print(f"local run {repeat + 1}/{repeats}: original {local.original[-1].seconds:.1f} s,"
-                  f" ours {local.ours['ours'][-1].seconds:.1f} s", file=sys.stderr)  # fmt: skip
-        settings.append(local)
+        local_jobs: list[tuple[str, Callable[[], Run]]] = [
+            ("original", lambda: run_original_local(parent, frames, cores, startup_original)),
+            ("ours", lambda: run_ours_local(parent, frames, startup_ours)),
+        ]
+        settings.append(run_setting("local", local_jobs, repeats, settle))
         slurm_env = None
         if not args.no_slurm:
             slurm_env, cluster = slurm_ready(args.slurm_conf)
@@ -299,28 +334,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("# slurm setting skipped: Slurm is not installed here (or not root)",
                       file=sys.stderr)  # fmt: skip
         if slurm_env is not None:
-            slurm = Setting("slurm")
-            one, many = "ours, 1 frame/task", f"ours, {per_task} frames/task"
+            env = slurm_env
+
+            def slurm_original() -> Run:
+                folder = original_workspace(parent)
+                return run_slurm(folder, lambda: submit_original(folder, env, frames), env)
+
+            def slurm_ours(count: int) -> Callable[[], Run]:
+                def timed() -> Run:
+                    folder = our_workspace(parent)
+                    return run_slurm(folder, lambda: submit_ours(folder, env, frames, count), env)
+
+                return timed
+
+            slurm_jobs = [
+                ("original", slurm_original),
+                ("ours, 1 frame/task", slurm_ours(1)),
+                (f"ours, {per_task} frames/task", slurm_ours(per_task)),
+            ]
             try:
-                for repeat in range(repeats):
-                    folder = original_workspace(parent)
-                    slurm.original.append(run_slurm(
-                        folder, lambda f=folder: submit_original(f, slurm_env, frames), slurm_env))  # type: ignore[misc]  # fmt: skip
-                    for label, count in ((one, 1), (many, per_task)):
-                        folder = our_workspace(parent)
-                        slurm.ours.setdefault(label, []).append(run_slurm(
-                            folder, lambda f=folder, c=count: submit_ours(f, slurm_env, frames, c),  # type: ignore[misc]
-                            slurm_env))  # fmt: skip
-                    print(f"slurm run {repeat + 1}/{repeats}: original "
-                          f"{slurm.original[-1].seconds:.1f} s, " + ", ".join(
-                              f"{k} {v[-1].seconds:.1f} s" for k, v in slurm.ours.items()),
-                          file=sys.stderr)  # fmt: skip
+                settings.append(run_setting("slurm", slurm_jobs, repeats, settle))
             finally:
                 if cluster is not None:
                     from tools.local_slurm import stop
 
                     stop(cluster)
-            settings.append(slurm)
         peak = render_task_peak_mib(parent)
         quality_folder = parent / "quality"
         quality_folder.mkdir()
@@ -342,8 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "render_task_peak_mib": peak,
         "gif_quality": quality,
         "settings": [asdict(s) for s in settings],
+        "settle_seconds": settle,
         "ratios": {f"{s.name}/{label}": median(s.original) / median(runs)
                    for s in settings for label, runs in s.ours.items()},
+        "paired_ratios": {f"{s.name}/{label}": paired_ratio(s.original, runs)
+                          for s in settings for label, runs in s.ours.items()},
     }  # fmt: skip
     target = args.output / f"bench-{stamp}.json"
     target.write_text(json.dumps(record, indent=2) + "\n")
