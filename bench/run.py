@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -213,13 +212,19 @@ def submit_ours(folder: Path, env: dict[str, str], frames: int, per_task: int) -
 
 # -------------------------------------------------------------- peak memory
 def render_task_peak_mib(parent: Path) -> float:
-    """Peak resident memory of one render task (python volcano.py 1), in MiB."""
+    """Peak resident memory of one render task (python volcano.py 1), in MiB.
+
+    os.wait4 reports that one process's usage, not the largest child so far.
+    """
     folder = our_workspace(parent)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    check([sys.executable, "volcano.py", "1", "-q"], folder, env_for())
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    process = subprocess.Popen([sys.executable, "volcano.py", "1", "-q"], cwd=folder,
+                               env=env_for(), stdout=subprocess.DEVNULL)  # fmt: skip
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"render task failed with exit code {process.returncode}")
     shutil.rmtree(folder)
-    return max(peak, before) / 1024
+    return usage.ru_maxrss / 1024
 
 
 # -------------------------------------------------------------------- report

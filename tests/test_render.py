@@ -134,3 +134,13 @@ def test_preflight_fails_on_bad_data(project: Path) -> None:
     result = run([sys.executable, "volcano.py", "--preflight"], cwd=project)
     assert result.returncode == 2
     assert result.stderr.strip().endswith("line 2, column V2: 'x' is not a number")
+
+
+def test_missing_packages_give_one_line_that_says_how_to_fix_it(project: Path) -> None:
+    # -S: no site-packages, so numpy and matplotlib cannot be imported.
+    result = run([sys.executable, "-S", project / "volcano.py", "1"], cwd=project)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("volcano.py: error: Python package 'numpy' is missing for ")
+    assert "pip install -e ." in lines[0]

@@ -216,6 +216,14 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
 
     try:
         return command(args)
+    except ModuleNotFoundError as error:
+        print(
+            f"{parser.prog}: error: Python package {error.name!r} is missing for {sys.executable}: "
+            "install the project (python3 -m venv .venv && .venv/bin/pip install -e .) "
+            "or point VOLCANO_PYTHON at a Python that has it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     except UsageError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
