@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from volcano_gif.assembler import ffmpeg_executable, gif_command
+from volcano_gif.commands import run
 from volcano_gif.layout import DEFAULT_GIF_WIDTH, FRAME_PATTERN, ProjectPaths
 from volcano_gif.local_runner import render_frames
 
@@ -61,8 +62,7 @@ def measure(frame_count: int, folder: Path) -> dict[str, object]:
     ours_input = ["-framerate", "25", "-start_number", "1", "-i",
                   str(paths.images / FRAME_PATTERN)]  # fmt: skip
     ours = folder / "ours.gif"
-    subprocess.run(gif_command(ffmpeg, paths.images, frame_count, ours, DEFAULT_GIF_WIDTH),
-                   check=True)  # fmt: skip
+    run(gif_command(ffmpeg, paths.images, frame_count, ours, DEFAULT_GIF_WIDTH))
 
     # The original's input names: image1.png, image2.png, ...
     original_images = folder / "original_images"
@@ -70,11 +70,10 @@ def measure(frame_count: int, folder: Path) -> dict[str, object]:
     for number in range(1, frame_count + 1):
         (original_images / f"image{number}.png").symlink_to(paths.images / (FRAME_PATTERN % number))
     mp4, original = folder / "volcano.mp4", folder / "original.gif"
-    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-framerate", "25", "-i",
-                    str(original_images / "image%d.png"), "-r", "30", "-b", "5000k", str(mp4)],
-                   check=True)  # fmt: skip
-    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(mp4), "-loop", "0", "-vf",
-                    "scale=400:240", str(original)], check=True)  # fmt: skip
+    run([ffmpeg, "-y", "-loglevel", "error", "-framerate", "25", "-i",
+         str(original_images / "image%d.png"), "-r", "30", "-b", "5000k", str(mp4)])  # fmt: skip
+    run([ffmpeg, "-y", "-loglevel", "error", "-i", str(mp4), "-loop", "0", "-vf",
+         "scale=400:240", str(original)])  # fmt: skip
     # The original GIF has 30/25 as many frames (duplicates); compare it with the
     # frames at its rate and size, which is what it claims to show.
     original_input = ["-framerate", "25", "-i", str(original_images / "image%d.png")]

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.quality import measure as measure_quality
-from tools.workspace import REPO, copy_project
+from tools.workspace import REPO, copy_project, run_env
+from volcano_gif.commands import run
 
 ORIGINAL = REPO / "bench" / "original"
 ORIGINAL_IMPORTS = (
@@ -91,23 +92,8 @@ def original_workspace(parent: Path) -> Path:
     return folder
 
 
-def env_for(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["VOLCANO_PYTHON"] = sys.executable
-    env.update(extra or {})
-    return env
-
-
 def check(args: Sequence[str | Path], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"benchmark step failed ({result.returncode}): {' '.join(map(str, args))}\n"
-            f"{result.stderr[-3000:]}"
-        )
-    return result.stdout
+    return run([str(a) for a in args], cwd=cwd, env=env)
 
 
 def import_seconds(statement: str, repeats: int = 5) -> float:
@@ -115,7 +101,7 @@ def import_seconds(statement: str, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
-        check([sys.executable, "-c", statement], REPO, env_for())
+        check([sys.executable, "-c", statement], REPO, run_env())
         times.append(time.perf_counter() - began)
     return statistics.median(times)
 
@@ -134,7 +120,7 @@ def original_assembly(folder: Path, env: dict[str, str]) -> dict[str, float]:
 
 def run_original_local(parent: Path, frames: int, cores: int, startup: float) -> Run:
     folder = original_workspace(parent)
-    env = env_for()
+    env = run_env()
     began = time.perf_counter()
     subprocess.run(
         ["xargs", "-P", str(cores), "-n", "1", sys.executable, "volcano_original.py"],
@@ -159,7 +145,7 @@ def run_ours_local(parent: Path, frames: int, startup: float) -> Run:
         "print(json.dumps(dict(r.times)))"
     )
     began = time.perf_counter()
-    output = check([sys.executable, "-c", code], folder, env_for())
+    output = check([sys.executable, "-c", code], folder, run_env())
     total = time.perf_counter() - began
     times = json.loads(output.strip().splitlines()[-1])
     shutil.rmtree(folder)
@@ -218,7 +204,7 @@ def render_task_peak_mib(parent: Path) -> float:
     """
     folder = our_workspace(parent)
     process = subprocess.Popen([sys.executable, "volcano.py", "1", "-q"], cwd=folder,
-                               env=env_for(), stdout=subprocess.DEVNULL)  # fmt: skip
+                               env=run_env(), stdout=subprocess.DEVNULL)  # fmt: skip
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -287,12 +273,12 @@ def slurm_ready(slurm_conf: str | None) -> tuple[dict[str, str] | None, Any]:
     from tools import local_slurm
 
     if slurm_conf:
-        return env_for({"SLURM_CONF": slurm_conf}), None
+        return run_env({"SLURM_CONF": slurm_conf}), None
     if local_slurm.missing_programs() or os.geteuid() != 0:
         return None, None
     cluster = local_slurm.Cluster(Path("/tmp/volcano-slurm-bench"), nodes=1, port=17017)
     local_slurm.start(cluster)
-    return env_for({"SLURM_CONF": str(cluster.conf)}), cluster
+    return run_env({"SLURM_CONF": str(cluster.conf)}), cluster
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tools.workspace import REPO, copy_project
+from tools.workspace import REPO, copy_project, run_env
 
 __all__ = ["REPO", "copy_project", "project_env", "run"]
 
 
 def project_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for running the project's scripts with this Python."""
-    env = dict(os.environ)
-    env["VOLCANO_PYTHON"] = sys.executable
-    env.update(extra or {})
-    return env
+    return run_env(dict(extra or {}))
 
 
 def run(

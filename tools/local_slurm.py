@@ -22,12 +22,13 @@ import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from volcano_gif.commands import CommandError, run
 
 DEFAULT_DIR = Path(os.environ.get("VOLCANO_SLURM_DIR", "/tmp/volcano-slurm"))
 CTLD_PORT = int(os.environ.get("VOLCANO_SLURM_PORT", "16817"))
@@ -61,13 +62,10 @@ def _program(name: str) -> str:
 
 
 def _run(args: Sequence[str], env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(list(args), capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        raise ClusterError(
-            f"command failed with exit code {result.returncode}: {shlex.join(args)}\n"
-            f"{result.stderr.strip()}"
-        )
-    return result.stdout
+    try:
+        return run(args, env=env)
+    except CommandError as error:
+        raise ClusterError(str(error)) from None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,3 +21,8 @@ def copy_project(target: Path) -> Path:
     for name in PROJECT_DIRS:
         shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment, with the project's scripts set to run this Python."""
+    return {**os.environ, "VOLCANO_PYTHON": sys.executable, **(extra or {})}

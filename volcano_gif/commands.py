@@ -12,7 +12,8 @@ import logging
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,16 @@ class CommandError(RuntimeError):
         )
 
 
-def run(args: Sequence[str]) -> str:
+def run(args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
     """Run ``args``; return its standard output, or raise :class:`CommandError`."""
-    return run_concurrently([args])[0]
+    return run_concurrently([args], cwd, env)[0]
 
 
-def run_concurrently(commands: Sequence[Sequence[str]]) -> list[str]:
+def run_concurrently(
+    commands: Sequence[Sequence[str]],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
     """Start every command at once, wait for all, return their standard outputs.
 
     Output goes to temporary files, so no pipe can fill up and stall a command.
@@ -53,8 +58,9 @@ def run_concurrently(commands: Sequence[Sequence[str]]) -> list[str]:
                 stdout = stack.enter_context(tempfile.TemporaryFile())
                 stderr = stack.enter_context(tempfile.TemporaryFile())
                 process = subprocess.Popen(
-                    list(args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
-                )
+                    list(args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                    cwd=cwd, env=dict(env) if env is not None else None,
+                )  # fmt: skip
                 started.append((list(args), process, stdout, stderr))
         except OSError as error:
             for _, process, _, _ in started:
