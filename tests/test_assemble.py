@@ -54,6 +54,11 @@ def test_assembles_mp4_gif_and_verified_archive(rendered_project: ProjectPaths) 
     with tarfile.open(result.archive) as archive:
         members = {m.name: archive.extractfile(m).read() for m in archive}  # type: ignore[union-attr]
     assert members == {f"images/{name}": data for name, data in frame_bytes.items()}
+    # A real .tar.gz (gzip level 0 only stores): GNU tar lists it, CRCs checked.
+    assert result.archive.read_bytes()[:2] == b"\x1f\x8b"
+    listing = run(["tar", "-tzf", result.archive], cwd=paths.root)
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(listing.stdout.split()) == sorted(members)
 
     assert _frames_left(paths) == []
     assert result.frames_deleted == N
@@ -76,7 +81,7 @@ def test_ffmpeg_commands_are_exact() -> None:
               "-frames:v", "12"]  # fmt: skip
     assert mp4_command("ff", images, 12, out) == [
         *common, "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
-        "-preset", "veryfast", "-pix_fmt", "yuv420p", "-r", "25",
+        "-preset", "superfast", "-pix_fmt", "yuv420p", "-r", "25",
         "-movflags", "+faststart", "-f", "mp4", "/p/out.tmp",
     ]  # fmt: skip
     assert gif_command("ff", images, 12, out, 400) == [

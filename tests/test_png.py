@@ -21,6 +21,15 @@ def test_round_trip_is_pixel_exact(shape: tuple[int, int, int]) -> None:
         np.testing.assert_array_equal(np.asarray(image), pixels)
 
 
+def test_rgb_view_of_an_rgba_buffer_round_trips() -> None:
+    # The renderer encodes straight from its canvas: RGB as a strided view of RGBA.
+    rgba = np.random.default_rng(8).integers(0, 256, size=(48, 64, 4), dtype=np.uint8)
+    view = rgba[:, :, :3]
+    assert not view.flags.c_contiguous
+    with Image.open(io.BytesIO(encode_rgb(view))) as image:
+        np.testing.assert_array_equal(np.asarray(image), view)
+
+
 def test_pillow_verifies_every_chunk_crc() -> None:
     data = encode_rgb(np.zeros((4, 4, 3), dtype=np.uint8))
     with Image.open(io.BytesIO(data)) as image:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import run
-from volcano_gif.layout import ELEVATION
+from volcano_gif.layout import ELEVATION, azimuth
 from volcano_gif.render import FrameRenderer, grid_triangles
 
 
@@ -24,6 +24,43 @@ def test_grid_triangles_cover_every_cell_twice() -> None:
     triangles = grid_triangles(3, 4)
     assert triangles.shape == (2 * 2 * 3, 3)
     assert set(np.unique(triangles)) == set(range(12))
+
+
+def _plot_trisurf_frame(grid: npt.NDArray[np.float64], frame: int, frame_count: int) -> bytes:
+    """The frame as plain plot_trisurf draws it (same triangles): ours must match."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.8), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot(projection="3d")
+    rows, columns = np.meshgrid(
+        np.arange(grid.shape[0], dtype=np.float64),
+        np.arange(grid.shape[1], dtype=np.float64),
+        indexing="ij",
+    )
+    axes.plot_trisurf(
+        rows.ravel(),
+        columns.ravel(),
+        grid.ravel(),
+        triangles=grid_triangles(*grid.shape),
+        cmap="viridis",
+        linewidth=0.2,
+    )
+    axes.set_axis_off()
+    axes.view_init(ELEVATION, azimuth(frame, frame_count))
+    canvas.draw()  # type: ignore[no-untyped-call]
+    rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[no-untyped-call]
+    return _pixels(np.ascontiguousarray(rgba[:, :, :3]))
+
+
+def test_frames_are_pixel_for_pixel_those_of_plot_trisurf(grid: npt.NDArray[np.float64]) -> None:
+    # The renderer swaps plot_trisurf's collection for a faster one; the views
+    # below turn the surface all the way round, one frame after another with
+    # the same figure, so stale vertices or colours would show.
+    renderer = FrameRenderer(grid, 360)
+    for frame in (1, 2, 90, 135, 180, 181, 270, 359, 360):
+        assert _pixels(renderer.draw(frame)) == _plot_trisurf_frame(grid, frame, 360), frame
 
 
 def test_consecutive_frames_differ_and_none_repeats(grid: npt.NDArray[np.float64]) -> None:
@@ -48,10 +85,12 @@ def test_last_frame_is_a_full_turn_from_frame_zero(grid: npt.NDArray[np.float64]
 def test_frames_are_640x480_rgb_pngs_named_by_number(
     grid: npt.NDArray[np.float64], tmp_path: Path
 ) -> None:
-    path = FrameRenderer(grid, 360).render(7, tmp_path)
+    renderer = FrameRenderer(grid, 360)
+    path = renderer.render(7, tmp_path)
     assert path == tmp_path / "image0007.png"
     with Image.open(path) as image:
         assert (image.format, image.size, image.mode) == ("PNG", (640, 480), "RGB")
+        np.testing.assert_array_equal(np.asarray(image), renderer.draw(7))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image0007.png"]
 
 

@@ -25,7 +25,11 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_rgb(pixels: npt.NDArray[np.uint8], level: int = 1) -> bytes:
-    """Encode an (height, width, 3) uint8 array as a PNG file's bytes."""
+    """Encode an (height, width, 3) uint8 array as a PNG file's bytes.
+
+    ``pixels`` may be a strided view, such as the RGB part of an RGBA buffer:
+    it is copied once, straight into the rows that zlib compresses.
+    """
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError(
             f"expected (height, width, 3) uint8 pixels, not {pixels.shape} {pixels.dtype}"
@@ -33,11 +37,12 @@ def encode_rgb(pixels: npt.NDArray[np.uint8], level: int = 1) -> bytes:
     height, width, _ = pixels.shape
     rows = np.empty((height, 1 + width * 3), dtype=np.uint8)
     rows[:, 0] = _FILTER_NONE
-    rows[:, 1:] = pixels.reshape(height, width * 3)
+    # A view of the pixel bytes after each row's filter byte, as (h, w, 3).
+    rows[:, 1:].reshape(height, width, 3)[...] = pixels
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_RGB, 0, 0, 0)
     return (
         SIGNATURE
         + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+        + _chunk(b"IDAT", zlib.compress(rows.data, level))
         + _chunk(b"IEND", b"")
     )
