@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from volcano_gif.cli import volcano_main  # noqa: E402
+from volcano_gif.cli import exit_without_teardown, volcano_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(volcano_main(ROOT))
+    exit_without_teardown(volcano_main(ROOT))

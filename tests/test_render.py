@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from tests.helpers import run
+from tests.helpers import project_env, run
 from volcano_gif.layout import ELEVATION, azimuth
 from volcano_gif.render import FrameRenderer, grid_triangles
 
@@ -136,6 +136,26 @@ def test_volcano_py_renders_frame_n_from_any_directory(project: Path, tmp_path: 
     assert result.stdout.strip() == str(project / "images" / "image0005.png")
     assert sorted(p.name for p in (project / "images").iterdir()) == ["image0005.png"]
     assert list(elsewhere.iterdir()) == []
+
+
+def test_volcano_py_ends_without_teardown_but_loses_no_output(project: Path) -> None:
+    # volcano.py ends with os._exit after flushing: with buffered streams (no
+    # PYTHONUNBUFFERED) every path on stdout and every log line must still arrive.
+    env = {k: v for k, v in project_env().items() if k != "PYTHONUNBUFFERED"}
+    result = run(
+        [sys.executable, "volcano.py", "--array-task", "2", "--frames-per-task", "3",
+         "--frame-count", "12"],
+        cwd=project, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        str(project / "images" / f"image{n:04d}.png") for n in (4, 5, 6)
+    ]
+    logged = [line.split(" INFO ")[-1] for line in result.stderr.splitlines()]
+    assert [line for line in logged if "rendered frame" in line] == [
+        f"volcano_gif.render: rendered frame {n}: {project / 'images' / f'image{n:04d}.png'}"
+        for n in (4, 5, 6)
+    ]
 
 
 def test_volcano_py_array_task_renders_its_block(project: Path) -> None:

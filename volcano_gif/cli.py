@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from volcano_gif.layout import (
     DEFAULT_FRAME_COUNT,
@@ -238,3 +239,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def volcano_main(root: Path, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``volcano.py``; ``root`` is the folder that holds it."""
     return _run(build_volcano_parser(root), argv)
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """Flush the logs and both streams, then end the process at once.
+
+    ``volcano.py`` is a short process (one Slurm task, often one frame). After
+    its frames are written (atomically, files closed), Python's own shutdown
+    would spend about 0.15 s tearing down matplotlib's modules and figure:
+    15% of a one-frame task, measured here. There is nothing left to write
+    once logging is shut down and the streams are flushed, so skip it.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
