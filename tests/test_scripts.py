@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, installed_program
 from volcano_gif.layout import (
     DEFAULT_FRAME_COUNT,
     FRAME_PREFIX,
@@ -73,12 +72,10 @@ def test_readme_shows_the_real_frame_names() -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_shellcheck(script: str) -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.fail("shellcheck is not installed: pip install -e '.[test]' brings it")
     result = subprocess.run(
-        [shellcheck, "-x", str(REPO / script)], capture_output=True, text=True, check=False
-    )
+        [installed_program("shellcheck"), "-x", str(REPO / script)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout
 
 
