@@ -1,4 +1,8 @@
-"""Fake programs on PATH, for argument handling and failure paths only."""
+"""Fake Slurm programs on PATH, for argument handling and failure paths only.
+
+The real proof is tests/test_slurm.py and tests/test_faults.py, on a real
+Slurm cluster. Each fake appends one JSON line per call to $FAKE_SLURM_LOG.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,90 @@ import json
 import stat
 import sys
 from pathlib import Path
+from typing import TypedDict
 
-FAKE_SBATCH = """#!{python}
-# Fake sbatch: records its arguments as one JSON line, answers like --parsable.
+_PREAMBLE = """#!{python}
 import json, os, sys
-log = os.environ["FAKE_SBATCH_LOG"]
+log = os.environ["FAKE_SLURM_LOG"]
 with open(log, "a") as handle:
-    handle.write(json.dumps({{"args": sys.argv[1:], "cwd": os.getcwd()}}) + "\\n")
-calls = sum(1 for _ in open(log))
-if os.environ.get("FAKE_SBATCH_FAIL_CALL") == str(calls):
+    handle.write(json.dumps({{"program": "{name}", "args": sys.argv[1:], "cwd": os.getcwd()}})
+                 + "\\n")
+unreachable = os.environ.get("FAKE_SLURM_UNREACHABLE") == "1"
+"""
+
+FAKES = {
+    # Answers like --parsable: ids from $FAKE_SBATCH_ANSWERS, one per real submission.
+    "sbatch": """
+if unreachable:
+    print("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+          "(connect failure)", file=sys.stderr)
+    sys.exit(1)
+if "--test-only" in sys.argv:
+    print("sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 processors on nodes n1 "
+          "in partition debug", file=sys.stderr)
+    sys.exit(0)
+calls = [json.loads(line) for line in open(log)]
+submissions = [c for c in calls if c["program"] == "sbatch" and "--test-only" not in c["args"]]
+if os.environ.get("FAKE_SBATCH_FAIL_CALL") == str(len(submissions)):
     print("sbatch: error: invalid partition specified: nope", file=sys.stderr)
     sys.exit(1)
 answers = os.environ.get("FAKE_SBATCH_ANSWERS", "1001;cluster1,1002").split(",")
-print(answers[calls - 1])
-"""
+print(answers[len(submissions) - 1])
+""",
+    "scontrol": """
+if unreachable:
+    print("slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)",
+          file=sys.stderr)
+    sys.exit(1)
+if sys.argv[1:3] == ["show", "config"]:
+    print("Configuration data as of 2026-11-21T10:00:00")
+    print("MaxArraySize            = " + os.environ.get("FAKE_MAX_ARRAY_SIZE", "1001"))
+    print("MinJobAge               = 300 sec")
+    print("SLURM_VERSION           = 22.05.8")
+    sys.exit(0)
+print("slurm_load_jobs error: Invalid job id specified", file=sys.stderr)
+sys.exit(1)
+""",
+    # Prints $FAKE_SQUEUE_OUTPUT (lines separated by ";"), as if those jobs were queued.
+    "squeue": """
+if unreachable:
+    print("slurm_load_jobs error: Unable to contact slurm controller (connect failure)",
+          file=sys.stderr)
+    sys.exit(1)
+output = os.environ.get("FAKE_SQUEUE_OUTPUT", "")
+if output:
+    print(output.replace(";", "\\n"))
+""",
+    "scancel": "",
+}
 
 
-def install_fake_sbatch(bin_dir: Path) -> Path:
+class Call(TypedDict):
+    """One call of a fake program."""
+
+    program: str
+    args: list[str]
+    cwd: str
+
+
+def install_fake_slurm(bin_dir: Path) -> Path:
+    """Write fake sbatch, scontrol, squeue and scancel into ``bin_dir``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    fake = bin_dir / "sbatch"
-    fake.write_text(FAKE_SBATCH.format(python=sys.executable))
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    return fake
+    for name, body in FAKES.items():
+        fake = bin_dir / name
+        fake.write_text(_PREAMBLE.format(python=sys.executable, name=name) + body)
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return bin_dir
 
 
-def sbatch_calls(log: Path) -> list[dict[str, object]]:
+def slurm_calls(log: Path, program: str | None = None) -> list[Call]:
+    """The calls logged by the fakes, optionally of one program only."""
     if not log.exists():
         return []
-    return [json.loads(line) for line in log.read_text().splitlines()]
+    calls: list[Call] = [json.loads(line) for line in log.read_text().splitlines()]
+    return [call for call in calls if program is None or call["program"] == program]
+
+
+def sbatch_calls(log: Path) -> list[Call]:
+    """The real submissions (not --test-only) that the fake sbatch received."""
+    return [call for call in slurm_calls(log, "sbatch") if "--test-only" not in call["args"]]

@@ -1,7 +1,9 @@
-"""The assembler on a 12-frame run: outputs, archive, and nothing lost on failure."""
+"""The assembler on a 12-frame run: outputs, read-backs, the record, nothing lost on failure."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 import sys
@@ -15,22 +17,40 @@ from tests.conftest import SMALL_FRAME_COUNT
 from tests.helpers import project_env, run
 from tests.media import gif_facts, mp4_frame_count, video_stream
 from volcano_gif import assembler as assemble_module
+from volcano_gif.archive import ArchiveError, archive_path
 from volcano_gif.assembler import (
-    ArchiveError,
     FramesNotReadyError,
-    archive_path,
+    OutputError,
     assemble,
     gif_command,
     mp4_command,
 )
-from volcano_gif.commands import CommandError
+from volcano_gif.data import load_grid
 from volcano_gif.layout import ProjectPaths, frame_name
+from volcano_gif.render import FrameRenderer
+from volcano_gif.run_record import Mode, Parameters, new_record, require_record, write_record
 
 N = SMALL_FRAME_COUNT
 
 
 def _frames_left(paths: ProjectPaths) -> list[str]:
     return sorted(p.name for p in paths.images.iterdir())
+
+
+def _outputs_left(paths: ProjectPaths) -> list[str]:
+    return sorted(
+        p.name for folder in (paths.gifs, paths.archives) if folder.exists()
+        for p in folder.iterdir()
+    )  # fmt: skip
+
+
+@pytest.fixture
+def recorded_project(rendered_project: ProjectPaths) -> ProjectPaths:
+    """A complete 12-frame run with its run record, as submit-gif-job writes it."""
+    record = new_record(Mode.LOCAL, Parameters(N, 1, 640, 480, 25, 400))
+    record.state = "rendering"
+    write_record(rendered_project, record)
+    return rendered_project
 
 
 def test_assembles_mp4_gif_and_verified_archive(rendered_project: ProjectPaths) -> None:
@@ -66,6 +86,32 @@ def test_assembles_mp4_gif_and_verified_archive(rendered_project: ProjectPaths) 
     assert leftovers == []
 
 
+def test_the_record_gets_every_checksum_and_the_archive_a_copy_of_it(
+    recorded_project: ProjectPaths,
+) -> None:
+    paths = recorded_project
+    digests = {
+        name: hashlib.sha256((paths.images / name).read_bytes()).hexdigest()
+        for name in _frames_left(paths)
+    }
+    result = assemble(paths, N)
+    record = require_record(paths)
+    assert record.state == "assembled"
+    assert record.frames_sha256 == digests
+    for kind, path in (("mp4", result.mp4), ("gif", result.gif), ("archive", result.archive)):
+        output = record.outputs[kind]
+        assert output.path == str(path.relative_to(paths.root))
+        assert output.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert output.bytes == path.stat().st_size
+    assert (record.outputs["gif"].width, record.outputs["gif"].height) == (400, 300)
+    assert record.assembly_started is not None
+    assert record.ended is not None
+    with tarfile.open(result.archive) as archive:
+        copy = json.loads(archive.extractfile("run.json").read())  # type: ignore[union-attr]
+    assert copy["run_id"] == record.run_id
+    assert copy["frames_sha256"] == digests
+
+
 def test_archive_names_have_no_colon_and_never_overwrite(tmp_path: Path) -> None:
     now = datetime(2026, 1, 2, 3, 4, 5)
     first = archive_path(tmp_path, now)
@@ -93,18 +139,31 @@ def test_ffmpeg_commands_are_exact() -> None:
     ]  # fmt: skip
 
 
-def test_missing_frame_is_named_and_nothing_is_deleted(rendered_project: ProjectPaths) -> None:
-    paths = rendered_project
+def test_missing_frame_is_named_and_the_resume_command_comes_first(
+    recorded_project: ProjectPaths,
+) -> None:
+    paths = recorded_project
     (paths.images / frame_name(5)).unlink()
     with pytest.raises(FramesNotReadyError) as raised:
         assemble(paths, N)
-    message = str(raised.value)
-    assert message.startswith("1 of 12 frames are missing or broken (5)")
-    assert f"frame 5: missing: {paths.images / 'image0005.png'}" in message
-    assert f"{paths.root / 'volcano.py'} --frame-count 12 5" in message
-    assert "sbatch --array=5 generate_frames.slurm --frame-count 12 --frames-per-task 1" in message
+    lines = str(raised.value).splitlines()
+    assert lines[0] == (
+        "1 of 12 frames are missing or broken (5); nothing was assembled and no frame was deleted"
+    )
+    assert lines[1] == f"  frame 5: missing: {paths.images / 'image0005.png'}"
+    assert lines[2:4] == [
+        "finish the run with one command, from the project folder:",
+        f"  cd {paths.root} && bash submit-gif-job --resume",
+    ]
+    text = str(raised.value)
+    assert f"{paths.root / 'volcano.py'} --frame-count 12 5" in text
+    assert "sbatch --array=5 generate_frames.slurm --frame-count 12 --frames-per-task 1" in text
+    assert "sbatch --dependency=afterany:<new job id> create_gif.slurm --frame-count 12" in text
     assert len(_frames_left(paths)) == N - 1
-    assert not (paths.root / "output").exists()
+    assert _outputs_left(paths) == []
+    record = require_record(paths)
+    assert (record.state, record.missing_frames) == ("failed", [5])
+    assert record.error == lines[0]
 
 
 def test_broken_frame_is_named(rendered_project: ProjectPaths) -> None:
@@ -114,6 +173,30 @@ def test_broken_frame_is_named(rendered_project: ProjectPaths) -> None:
     with pytest.raises(FramesNotReadyError, match=r"frame 7: does not decode: .*image0007.png"):
         assemble(paths, N)
     assert len(_frames_left(paths)) == N
+
+
+def test_a_frame_of_another_run_is_named(rendered_project: ProjectPaths) -> None:
+    paths = rendered_project
+    FrameRenderer(load_grid(paths.data_file), 24).render(6, paths.images)
+    with pytest.raises(
+        FramesNotReadyError,
+        match=r"frame 6: is not frame 6 of 12, 640x480 \(its label says 'frame 6 of 24, "
+        r"640x480'\)",
+    ):
+        assemble(paths, N)
+
+
+def test_many_missing_frames_are_listed_briefly(rendered_project: ProjectPaths) -> None:
+    # Frames 1-12 are there, but they are frames of a 12-frame run: wrong for 60.
+    with pytest.raises(FramesNotReadyError) as raised:
+        assemble(rendered_project, 60)
+    text = str(raised.value)
+    assert text.startswith(
+        "60 of 60 frames are missing or broken (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, "
+        "... (48 more)); nothing was assembled"
+    )
+    assert "frame 1: is not frame 1 of 60, 640x480 (its label says 'frame 1 of 12" in text
+    assert "  ... and 40 more" in text
 
 
 def test_the_printed_rerender_command_repairs_the_run(rendered_project: ProjectPaths) -> None:
@@ -138,28 +221,27 @@ def test_the_printed_rerender_command_repairs_the_run(rendered_project: ProjectP
 
 def _fake_ffmpeg(tmp_path: Path, script: str) -> Path:
     fake = tmp_path / "fake-ffmpeg"
-    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.write_text(f"#!/bin/bash\n{script}\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     return fake
 
 
-def test_ffmpeg_failure_raises_with_command_code_and_stderr(
+def test_ffmpeg_failure_names_the_output_exit_code_and_message(
     rendered_project: ProjectPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _fake_ffmpeg(tmp_path, 'echo "Unknown encoder libx264" >&2; exit 3')
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
-    with pytest.raises(CommandError) as raised:
+    with pytest.raises(OutputError) as raised:
         assemble(rendered_project, N)
-    assert raised.value.returncode == 3
-    assert raised.value.args_list[0] == str(fake)
-    assert "exit code 3" in str(raised.value)
-    assert "Unknown encoder libx264" in str(raised.value)
+    message = str(raised.value)
+    assert message.startswith(f"{rendered_project.mp4}: ffmpeg could not write it (exit code 3)")
+    assert "Unknown encoder libx264" in message
+    assert message.endswith("no frame was deleted")
     assert len(_frames_left(rendered_project)) == N
-    assert sorted(os.listdir(rendered_project.gifs)) == []
-    assert sorted(os.listdir(rendered_project.archives)) == []
+    assert _outputs_left(rendered_project) == []
 
 
-def test_assemble_cli_reports_ffmpeg_failure_in_one_place(
+def test_assemble_cli_reports_ffmpeg_failure_in_one_line(
     rendered_project: ProjectPaths, tmp_path: Path
 ) -> None:
     fake = _fake_ffmpeg(tmp_path, 'echo "boom" >&2; exit 1')
@@ -168,9 +250,43 @@ def test_assemble_cli_reports_ffmpeg_failure_in_one_place(
         cwd=rendered_project.root, env=project_env({"IMAGEIO_FFMPEG_EXE": str(fake)}),
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stderr.startswith("volcano-gif: error: command failed with exit code 1: ")
-    assert "boom" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [
+        f"volcano-gif: error: {rendered_project.mp4}: ffmpeg could not write it (exit code 1): "
+        "boom; no frame was deleted"
+    ]
     assert len(_frames_left(rendered_project)) == N
+
+
+@pytest.mark.parametrize(
+    ("damage", "output", "problem"),
+    [
+        ('truncate -s $(($(stat -c %s "$target") / 2)) "$target"', "volcano.mp4", "the MP4 "),
+        (': > "$target"', "volcano.gif", "the GIF is empty or missing"),
+        (
+            'head -c 2000 "$target" > "$target.x" && mv "$target.x" "$target"',
+            "volcano.gif",
+            "the GIF ",
+        ),
+    ],
+    ids=["truncated-mp4", "empty-gif", "truncated-gif"],
+)
+def test_an_output_that_does_not_read_back_keeps_every_frame(
+    rendered_project: ProjectPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    damage: str, output: str, problem: str,
+) -> None:  # fmt: skip
+    # The real ffmpeg, then the damage to the file it just wrote (reading is left alone).
+    real = assemble_module.ffmpeg_executable()
+    fake = _fake_ffmpeg(tmp_path, f'"{real}" "$@" || exit\ntarget="${{@: -1}}"\n'
+                        f'case "$target" in *.{output}.*.tmp) {damage} ;; esac')  # fmt: skip
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    with pytest.raises(OutputError) as raised:
+        assemble(rendered_project, N)
+    message = str(raised.value)
+    assert message.startswith(f"{rendered_project.gifs / output}: {problem}")
+    assert message.endswith("no frame was deleted")
+    assert len(_frames_left(rendered_project)) == N
+    assert _outputs_left(rendered_project) == []  # no partial output under a final name
 
 
 def test_unverifiable_archive_keeps_every_frame(
@@ -178,7 +294,7 @@ def test_unverifiable_archive_keeps_every_frame(
 ) -> None:
     original = assemble_module.write_archive
 
-    def drops_a_frame(frames: list[Path], target: Path) -> dict[str, str]:
+    def drops_a_frame(frames: list[Path], target: Path, copy: object = None) -> dict[str, str]:
         digests = original(frames, target)
         original(frames[:-1], target)  # the archive on disk lacks the last frame
         return digests
@@ -187,8 +303,7 @@ def test_unverifiable_archive_keeps_every_frame(
     with pytest.raises(ArchiveError, match=r"archive does not match the frames.*image0012\.png"):
         assemble(rendered_project, N)
     assert len(_frames_left(rendered_project)) == N
-    assert sorted(os.listdir(rendered_project.archives)) == []
-    assert sorted(os.listdir(rendered_project.gifs)) == []
+    assert _outputs_left(rendered_project) == []
 
 
 def test_files_that_are_not_frames_of_this_run_are_left_alone(
@@ -199,3 +314,50 @@ def test_files_that_are_not_frames_of_this_run_are_left_alone(
     result = assemble(rendered_project, N)
     assert result.unexpected_files == [stray]
     assert _frames_left(rendered_project) == ["notes.txt"]
+
+
+def test_killed_tasks_temporaries_are_removed_and_never_archived(
+    rendered_project: ProjectPaths,
+) -> None:
+    paths = rendered_project
+    paths.gifs.mkdir(parents=True)
+    ours = [
+        paths.images / ".image0003.png.n1.4242.tmp",  # a render task killed mid-write
+        paths.gifs / ".volcano.gif.n2.77.tmp",  # an assembly killed mid-write
+    ]
+    theirs = [paths.images / ".notes.txt.n1.5.tmp", paths.images / ".hidden", paths.gifs / "x.tmp"]
+    for path in ours + theirs:
+        path.write_bytes(b"partial")
+    result = assemble(paths, N)
+    assert [path.exists() for path in ours] == [False, False]
+    assert [path.exists() for path in theirs] == [True, True, True]
+    with tarfile.open(result.archive) as archive:
+        names = archive.getnames()
+    assert len(names) == N
+    assert all(name.startswith("images/image") for name in names)
+
+
+def test_an_odd_frame_size_reaches_every_output(project: Path) -> None:
+    paths = ProjectPaths(project)
+    FrameRenderer(load_grid(paths.data_file), 6, 101, 77).render_many(range(1, 7), paths.images)
+    result = assemble(paths, 6, gif_width=50, size=(101, 77))
+    assert "102x78" in video_stream(result.mp4)  # padded to even sides for yuv420p
+    assert gif_facts(result.gif)[:2] == (6, (50, 38))
+
+
+def test_a_wrong_size_is_named(rendered_project: ProjectPaths) -> None:
+    with pytest.raises(FramesNotReadyError, match=r"frame 1: is 640x480, not 320x240"):
+        assemble(rendered_project, N, size=(320, 240))
+
+
+def test_os_error_names_the_archive(
+    rendered_project: ProjectPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(frames: list[Path], target: Path, copy: object = None) -> dict[str, str]:
+        raise OSError(28, os.strerror(28))
+
+    monkeypatch.setattr(assemble_module, "write_archive", full)
+    with pytest.raises(ArchiveError, match=r"volcano-images-.*\.tar\.gz: could not write the "
+                       r"archive \(No space left on device\); no frame was deleted"):  # fmt: skip
+        assemble(rendered_project, N)
+    assert len(_frames_left(rendered_project)) == N

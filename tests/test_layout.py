@@ -8,13 +8,20 @@ from volcano_gif.layout import (
     UsageError,
     azimuth,
     check_frame,
+    check_task_option,
     compress_ranges,
+    default_gif_width,
     expected_frames,
+    frame_label,
     frame_name,
     frame_number,
+    gif_size,
+    parse_frame_label,
+    parse_size,
     split_evenly,
     task_count,
     task_frames,
+    task_of_frame,
 )
 
 
@@ -65,3 +72,44 @@ def test_split_evenly_makes_contiguous_near_equal_blocks() -> None:
 def test_compress_ranges_is_sbatch_array_syntax() -> None:
     assert compress_ranges([17, 3, 4, 5, 200]) == "3-5,17,200"
     assert compress_ranges([1]) == "1"
+
+
+def test_sizes_parse_and_reject_bad_ones() -> None:
+    assert parse_size("640x480") == (640, 480)
+    assert parse_size(" 96X72 ") == (96, 72)
+    for bad, message in [
+        ("640", "is not of the form WIDTHxHEIGHT"),
+        ("axb", "is not of the form WIDTHxHEIGHT"),
+        ("8x8", "size 8x8 is out of range"),
+        ("99999x480", "size 99999x480 is out of range"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            parse_size(bad)
+
+
+def test_gif_size_keeps_the_aspect_as_ffmpeg_rounds_it() -> None:
+    assert gif_size((640, 480), 400) == (400, 300)
+    assert gif_size((96, 72), 96) == (96, 72)
+    assert gif_size((101, 77), 50) == (50, 38)  # 38.1 rounds down
+    assert default_gif_width((640, 480)) == 400
+    assert default_gif_width((96, 72)) == 96
+
+
+def test_frame_labels_round_trip() -> None:
+    label = frame_label(7, 360, (640, 480))
+    assert label == "frame 7 of 360, 640x480"
+    assert parse_frame_label(label) == (7, 360, (640, 480))
+    assert parse_frame_label("frame seven") is None
+
+
+def test_task_of_frame_inverts_task_frames() -> None:
+    for per_task in (1, 7, 36):
+        for task in range(1, task_count(360, per_task) + 1):
+            for frame in task_frames(task, per_task, 360):
+                assert task_of_frame(frame, per_task) == task
+
+
+def test_task_options_are_bounded() -> None:
+    assert check_task_option("--max-running", 9999) == 9999
+    with pytest.raises(UsageError, match="--max-running 10000 is out of range: use 1 to 9999"):
+        check_task_option("--max-running", 10000)

@@ -1,11 +1,25 @@
-"""The local runner end to end: the same two stages on this machine's cores."""
+"""The local runner end to end: the same two stages on this machine's cores.
+
+Also its faults: a worker killed mid-run, a run stopped, a second run in the
+same folder; and its progress output on and off a terminal.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
+import pty
 import shutil
+import signal
+import struct
+import subprocess
 import sys
 import tarfile
+import termios
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,9 +27,13 @@ import pytest
 from tests.helpers import project_env, run
 from tests.media import gif_facts, mp4_frame_count
 from volcano_gif.assembler import FramesNotReadyError
-from volcano_gif.layout import ProjectPaths
+from volcano_gif.data import load_grid
+from volcano_gif.frames import Verdict, frames_on_disk, inspect_frame
+from volcano_gif.layout import ProjectPaths, frame_name
 from volcano_gif.local_runner import run_local
+from volcano_gif.progress import FrameProgress
 from volcano_gif.render import FrameRenderer
+from volcano_gif.run_record import require_record
 
 
 def _check_outputs(root: Path, frame_count: int) -> None:
@@ -23,14 +41,46 @@ def _check_outputs(root: Path, frame_count: int) -> None:
     assert gif_facts(root / "output/gifs/volcano.gif")[0] == frame_count
     (archive,) = (root / "output/archives").iterdir()
     with tarfile.open(archive) as opened:
-        assert len(opened.getnames()) == frame_count
+        names = opened.getnames()
+    assert sorted(names) == sorted(
+        [f"images/{frame_name(n)}" for n in range(1, frame_count + 1)] + ["run.json"]
+    )
     assert [p.name for p in (root / "images").iterdir()] == []
+    record = require_record(ProjectPaths(root))
+    assert (record.state, record.mode) == ("assembled", "local")
+    assert len(record.frames_sha256) == frame_count
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _clean_frame_digests(frame_count: int, frames: range) -> dict[str, str]:
+    """SHA-256 of each frame as a clean render makes it."""
+    from tests.helpers import REPO
+
+    renderer = FrameRenderer(load_grid(REPO / "data/volcano.csv"), frame_count)
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"clean-{os.getpid()}-{frame_count}"
+    try:
+        renderer.render_many(frames, folder)
+        return {
+            frame_name(n): hashlib.sha256((folder / frame_name(n)).read_bytes()).hexdigest()
+            for n in frames
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_run_local_from_python(project: Path) -> None:
     result = run_local(ProjectPaths(project), 12, workers=2)
     assert result.frames_deleted == 12
     _check_outputs(project, 12)
+    report = project / "output/report"
+    assert sorted(p.name for p in report.iterdir()) == ["summary.txt", "tasks.csv", "timeline.png"]
 
 
 def test_submit_gif_job_local(project: Path) -> None:
@@ -41,12 +91,17 @@ def test_submit_gif_job_local(project: Path) -> None:
         str(project / "output/gifs/volcano.gif"),
     ]
     _check_outputs(project, 12)
+    steps = [line.removeprefix("submit-gif-job: ") for line in result.stderr.splitlines()]
+    assert steps[0].startswith("rendering: 12/12 frames, ")
+    assert "checked 12 frames: all there, complete, of this run" in steps
+    assert "verified archive (12 frames), MP4 (12 frames), GIF (12 frames, 400x300)" in steps
+    assert any(step.startswith("report: tasks: 2 on 1 node(s)") for step in steps)
 
 
 def test_submit_gif_job_without_sbatch_runs_locally(project: Path, tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin-without-sbatch"
     bin_dir.mkdir()
-    for tool in ("dirname", "mkdir"):
+    for tool in ("dirname", "mktemp", "rm"):
         found = shutil.which(tool)
         assert found is not None
         os.symlink(found, bin_dir / tool)
@@ -72,6 +127,8 @@ def test_failed_renders_still_reach_the_assembler(
     with pytest.raises(FramesNotReadyError, match=r"1 of 8 frames are missing or broken \(4\)"):
         run_local(ProjectPaths(project), 8, workers=2)
     assert len(list((project / "images").iterdir())) == 7
+    record = require_record(ProjectPaths(project))
+    assert (record.state, record.missing_frames) == ("failed", [4])
 
 
 def test_volcano_gif_console_script_runs_locally(project: Path) -> None:
@@ -80,3 +137,170 @@ def test_volcano_gif_console_script_runs_locally(project: Path) -> None:
     result = run([script, "local", "--frame-count", "4", "-q"], cwd=project)
     assert result.returncode == 0, result.stderr
     _check_outputs(project, 4)
+
+
+@pytest.mark.parametrize("columns", [100, 0], ids=["sized", "unsized"])
+def test_progress_is_a_bar_on_a_terminal(project: Path, columns: int) -> None:
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "volcano_gif", "local", "--frame-count", "24"],
+        cwd=project, env=project_env(), stdout=subprocess.DEVNULL, stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=120) == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "\r" in shown  # redrawn in place
+    assert "rendering: 100%" in shown
+    assert "24/24" in shown
+    assert "frame/s]" in shown
+    assert "rendering: 24/24 frames" not in shown  # no plain lines on a terminal
+
+
+def test_progress_off_a_terminal_is_plain_lines_at_most_every_few_seconds(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    caplog.set_level("INFO", logger="volcano_gif.progress")
+    progress = FrameProgress(40, plain_interval=5.0)
+    for _ in range(40):
+        clock[0] += 0.5  # a frame every half second: 20 s in all
+        progress.update()
+    progress.close()
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "rendering: 10/40 frames, 2.0 frames/s, about 15 s left",
+        "rendering: 20/40 frames, 2.0 frames/s, about 10 s left",
+        "rendering: 30/40 frames, 2.0 frames/s, about 5 s left",
+        "rendering: 40/40 frames, 2.0 frames/s, done in 20.0 s",
+    ]
+
+
+def _start_local_run(project: Path, frames: int, *options: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", "submit-gif-job", "--local", "--frames", str(frames), *options],
+        cwd=project, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def test_a_local_run_holds_its_folder_and_a_crash_leaves_no_stale_lock(project: Path) -> None:
+    first = _start_local_run(project, 96)
+    _wait_for(lambda: len(frames_on_disk(project / "images")) >= 2, "the first frames")
+    second = run(["bash", "submit-gif-job", "--local", "--frames", "4"], cwd=project)
+    assert second.returncode == 2
+    (line,) = second.stderr.splitlines()
+    assert f"a local run (pid {_runner_pid(first)}) is under way in {project}" in line
+    assert "bash submit-gif-job --resume" in line
+    # A crash of the whole run (SIGKILL, no clean-up at all) leaves no lock behind.
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    resumed = run(["bash", "submit-gif-job", "--resume"], cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    _check_outputs(project, 96)
+
+
+def _workers(runner: int) -> list[int]:
+    """The render worker processes of a local run: forks of the runner itself."""
+    command = Path(f"/proc/{runner}/cmdline").read_bytes()
+    return [
+        pid for pid in _descendants(runner)
+        if Path(f"/proc/{pid}/cmdline").read_bytes() == command
+    ]  # fmt: skip
+
+
+def _runner_pid(process: subprocess.Popen[str]) -> int:
+    """The Python process of ``bash submit-gif-job`` (the one that holds the lock)."""
+    _wait_for(lambda: bool(_descendants(process.pid)), "the runner")
+    return _descendants(process.pid)[0]
+
+
+def test_sigkill_of_a_render_worker_loses_nothing_and_resume_completes(project: Path) -> None:
+    frames = 96
+    runner = _start_local_run(project, frames)
+    runner_pid = _runner_pid(runner)
+    _wait_for(lambda: len(frames_on_disk(project / "images")) >= 6, "some frames")
+    workers = _workers(runner_pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = runner.communicate(timeout=120)
+    assert runner.returncode == 1, stderr
+    assert "frames are missing or broken" in stderr
+    assert "bash submit-gif-job --resume" in stderr
+    # No broken frame was accepted: every file under a frame's name is complete.
+    paths = ProjectPaths(project)
+    on_disk = frames_on_disk(paths.images)
+    assert 0 < len(on_disk) < frames
+    for frame in on_disk:
+        assert inspect_frame(paths.frame(frame), frame, frames, (640, 480)) is None
+    assert not (project / "output/gifs/volcano.gif").exists()
+    resumed = run(["bash", "submit-gif-job", "--resume"], cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"rendering: {frames - len(on_disk)}/{frames - len(on_disk)} frames" in resumed.stderr
+    _check_outputs(project, frames)
+    assert not [p for p in paths.images.iterdir() if p.name.endswith(".tmp")]
+    record = require_record(paths)
+    assert record.frames_sha256 == _clean_frame_digests(frames, range(1, frames + 1))
+
+
+def test_cancel_stops_a_local_run_keeps_its_frames_and_resume_finishes_it(project: Path) -> None:
+    runner = _start_local_run(project, 96)
+    _wait_for(lambda: len(frames_on_disk(project / "images")) >= 4, "some frames")
+    cancel = run(["bash", "submit-gif-job", "--cancel"], cwd=project)
+    assert cancel.returncode == 0, cancel.stderr
+    assert cancel.stdout.startswith("stopping the local run (pid ")
+    _, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped: every rendered frame is kept in images/" in stderr
+    kept = frames_on_disk(project / "images")
+    assert kept
+    assert require_record(ProjectPaths(project)).state == "cancelled"
+    for frame in kept:
+        problem = inspect_frame(project / "images" / frame_name(frame), frame, 96, (640, 480))
+        assert problem is None or problem.verdict is not Verdict.BROKEN
+    resumed = run(["bash", "submit-gif-job", "--resume"], cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    _check_outputs(project, 96)
+
+
+def test_a_new_run_refuses_to_overwrite_another_runs_frames(project: Path) -> None:
+    renderer = FrameRenderer(load_grid(project / "data/volcano.csv"), 12)
+    renderer.render_many([1, 2, 3], project / "images")
+    refused = run(["bash", "submit-gif-job", "--local", "--frames", "24"], cwd=project)
+    assert refused.returncode == 2
+    (line,) = refused.stderr.splitlines()
+    assert "images/ holds 3 complete frames of another run" in line
+    assert "bash submit-gif-job --resume, or start over with --force" in line
+    forced = run(["bash", "submit-gif-job", "--local", "--frames", "24", "--force"], cwd=project)
+    assert forced.returncode == 0, forced.stderr
+    _check_outputs(project, 24)
+
+
+def test_a_new_run_keeps_frames_it_would_render_the_same(project: Path) -> None:
+    renderer = FrameRenderer(load_grid(project / "data/volcano.csv"), 12)
+    renderer.render_many([1, 2, 3], project / "images")
+    result = run(["bash", "submit-gif-job", "--local", "--frames", "12"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "rendering: 12/12 frames" in result.stderr
+    assert require_record(ProjectPaths(project)).state == "assembled"
+    # The workers kept the three frames (their timing files say so), rendered the rest.
+    timings = [json.loads(t.read_text()) for t in (project / "output/timing").glob("local-*")]
+    assert sorted(n for timing in timings for n in timing["skipped"]) == [1, 2, 3]
+    assert sorted(f[0] for timing in timings for f in timing["frames"]) == list(range(4, 13))

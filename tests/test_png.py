@@ -43,3 +43,11 @@ def test_pillow_verifies_every_chunk_crc() -> None:
 def test_rejects_anything_but_rgb_bytes(pixels: npt.NDArray[np.generic]) -> None:
     with pytest.raises(ValueError, match=r"expected \(height, width, 3\) uint8 pixels"):
         encode_rgb(pixels)  # type: ignore[arg-type]  # wrong on purpose
+
+
+def test_text_chunks_come_before_the_pixels_and_read_back() -> None:
+    data = encode_rgb(np.zeros((4, 4, 3), dtype=np.uint8), text={"volcano-gif": "frame 1 of 2"})
+    assert data.index(b"tEXt") < data.index(b"IDAT")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.info["volcano-gif"] == "frame 1 of 2"  # read without decoding
+        image.verify()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from PIL import Image
 from tests.helpers import project_env, run
 from volcano_gif.layout import ELEVATION, azimuth
 from volcano_gif.render import FrameRenderer, grid_triangles
+from volcano_gif.task_timing import TaskTiming
 
 
 def _pixels(image: npt.NDArray[np.uint8]) -> bytes:
@@ -176,23 +180,82 @@ def test_volcano_py_help(project: Path) -> None:
     assert "--array-task" in result.stdout
 
 
-def test_preflight_prints_the_task_count_and_renders_nothing(project: Path) -> None:
+def test_frames_carry_a_label_that_says_which_frame_of_which_run(
+    grid: npt.NDArray[np.float64], tmp_path: Path
+) -> None:
+    path = FrameRenderer(grid, 12, 96, 72).render(5, tmp_path)
+    with Image.open(path) as image:
+        assert image.info["volcano-gif"] == "frame 5 of 12, 96x72"
+        assert image.size == (96, 72)
+
+
+def test_a_complete_frame_is_kept_unless_forced(
+    grid: npt.NDArray[np.float64], tmp_path: Path
+) -> None:
+    renderer = FrameRenderer(grid, 12)
+    path = renderer.render(3, tmp_path)
+    first = path.stat().st_ino
+    timing = TaskTiming.for_slurm_task("7", 1)
+    renderer.render_many([3], tmp_path, timing=timing)
+    assert path.stat().st_ino == first  # kept, not rewritten
+    assert (timing.skipped, timing.frames) == ([3], [])
+    renderer.render_many([3], tmp_path, force=True)
+    assert path.stat().st_ino != first  # --force: rendered again, renamed into place
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(path.read_bytes()[:3000]),  # half-written
+        lambda path: path.write_bytes(b"not a png"),
+    ],
+    ids=["truncated", "garbage"],
+)
+def test_a_broken_frame_is_rendered_again(
+    grid: npt.NDArray[np.float64], tmp_path: Path, damage: Callable[[Path], object]
+) -> None:
+    renderer = FrameRenderer(grid, 12)
+    path = renderer.render(4, tmp_path)
+    good = path.read_bytes()
+    damage(path)
+    renderer.render_many([4], tmp_path)
+    assert path.read_bytes() == good
+
+
+def test_another_runs_frame_is_rendered_again(
+    grid: npt.NDArray[np.float64], tmp_path: Path
+) -> None:
+    FrameRenderer(grid, 24).render(4, tmp_path)  # frame 4 of a 24-frame run
+    renderer = FrameRenderer(grid, 12)
+    renderer.render_many([4], tmp_path)
+    with Image.open(tmp_path / "image0004.png") as image:
+        assert image.info["volcano-gif"] == "frame 4 of 12, 640x480"
+
+
+def test_an_array_task_writes_its_timing_file(project: Path) -> None:
+    env = {**project_env(), "SLURM_ARRAY_JOB_ID": "4242", "SLURMD_NODENAME": "n7"}
+    began = time.time()
     result = run(
-        [sys.executable, "volcano.py", "--preflight", "--frame-count", "360",
-         "--frames-per-task", "7"],
-        cwd=project,
+        [sys.executable, "volcano.py", "--array-task", "2", "--frames-per-task", "3",
+         "--frame-count", "12", "-q"],
+        cwd=project, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "52\n"
-    assert not (project / "images").exists()
-    assert (project / ".cache" / "matplotlib").is_dir()
+    timing = json.loads((project / "output/timing/slurm-4242_2.json").read_text())
+    assert (timing["node"], timing["job_id"], timing["array_task"]) == ("n7", "4242", 2)
+    assert [frame for frame, _, _ in timing["frames"]] == [4, 5, 6]
+    started, imported, ready, end = (
+        timing[key] for key in ("process_start", "imports_done", "ready", "end")
+    )
+    # The process start comes from /proc: before this test asked for it to run.
+    assert began - 1 <= started <= imported <= ready <= timing["frames"][0][1]
+    assert timing["frames"][-1][2] <= end <= time.time()
 
 
-def test_preflight_fails_on_bad_data(project: Path) -> None:
-    (project / "data" / "volcano.csv").write_text("V1,V2\n1,x\n")
-    result = run([sys.executable, "volcano.py", "--preflight"], cwd=project)
-    assert result.returncode == 2
-    assert result.stderr.strip().endswith("line 2, column V2: 'x' is not a number")
+def test_render_without_slurm_writes_no_timing_file(project: Path) -> None:
+    result = run([sys.executable, "volcano.py", "3", "-q"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert not (project / "output").exists()
 
 
 def test_missing_packages_give_one_line_that_says_how_to_fix_it(project: Path) -> None:

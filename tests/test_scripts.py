@@ -9,15 +9,17 @@ import pytest
 
 from tests.helpers import REPO, installed_program
 from volcano_gif.layout import (
+    ARRAY_SCRIPT,
+    ASSEMBLY_SCRIPT,
     DEFAULT_FRAME_COUNT,
     FRAME_PREFIX,
     SLURM_ARRAY_LOG_ERR,
     SLURM_ARRAY_LOG_OUT,
     SLURM_JOB_LOG_ERR,
     SLURM_JOB_LOG_OUT,
-    SLURM_LOG_DIR,
     frame_name,
 )
+from volcano_gif.submission import PLAN_FILES
 
 SCRIPTS = ["generate_frames.slurm", "create_gif.slurm", "submit-gif-job", ".ci/run"]
 
@@ -51,10 +53,22 @@ def test_no_site_settings_and_strict_mode(script: str) -> None:
     assert "set -euo pipefail" in text
 
 
-def test_submit_defaults_match_the_constants() -> None:
+def test_submit_script_reads_the_plan_files_and_runs_the_two_scripts() -> None:
     text = (REPO / "submit-gif-job").read_text()
-    assert f"\nframes={DEFAULT_FRAME_COUNT}\n" in text
-    assert f"mkdir -p {SLURM_LOG_DIR}\n" in text
+    assert set(re.findall(r"\$plan/([a-z-]+)", text)) <= set(PLAN_FILES)
+    sbatch_lines = re.findall(r"sbatch --parsable [^\n]*\n[^\n]*", text)
+    assert len(sbatch_lines) == 2
+    assert ARRAY_SCRIPT in sbatch_lines[0]
+    assert '--array="$(<"$plan/array")"' in sbatch_lines[0]
+    assert ASSEMBLY_SCRIPT in sbatch_lines[1]
+    assert 'dependency=(--dependency="afterany:$array_id")' in text
+    assert "${array_out%%;*}" in text  # --parsable's "jobid;cluster"
+    assert "${gif_out%%;*}" in text
+
+
+def test_job_scripts_pass_their_arguments_to_python() -> None:
+    assert 'volcano.py --array-task "${SLURM_ARRAY_TASK_ID' in (REPO / ARRAY_SCRIPT).read_text()
+    assert '-m volcano_gif assemble "$@"' in (REPO / ASSEMBLY_SCRIPT).read_text()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -86,10 +100,13 @@ def _readme_block(after: str) -> str:
     return block.strip().splitlines()[-1]
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_command_with_decoys_first_on_path() -> None:
     command = _readme_block("# 2. Install the test extras")
     assert command.endswith(".venv/bin/python -m pytest")
-    assert f"\n{command}\n" in (REPO / ".ci" / "run").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert f"\n{command}\n" in ci
+    assert "for tool in shellcheck ruff mypy; do" in ci
+    assert ci.index('export PATH="$decoys:$PATH"') < ci.index(f"\n{command}\n")
 
 
 def test_readme_gif_command_uses_the_real_scripts() -> None:

@@ -1,38 +1,46 @@
-"""submit-gif-job's argument handling, with a fake sbatch on PATH.
+"""submit-gif-job's argument handling and failure paths, with fake Slurm programs on PATH.
 
-The real proof is tests/test_slurm.py, on a real Slurm cluster.
+The real proof is tests/test_slurm.py and tests/test_faults.py, on a real Slurm.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fakes import install_fake_sbatch, sbatch_calls
-from tests.helpers import project_env, run
+from tests.fakes import install_fake_slurm, sbatch_calls, slurm_calls
+from tests.helpers import copy_project, project_env, run
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.run_record import require_record
 
 
 @pytest.fixture
 def fake_env(tmp_path: Path) -> dict[str, str]:
-    bin_dir = tmp_path / "fakebin"
-    install_fake_sbatch(bin_dir)
+    bin_dir = install_fake_slurm(tmp_path / "fakebin")
     return project_env({
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_SBATCH_LOG": str(tmp_path / "sbatch.log"),
+        "FAKE_SLURM_LOG": str(tmp_path / "slurm.log"),
     })  # fmt: skip
 
 
-def test_submits_array_then_afterany_assembly(
+def _log(tmp_path: Path) -> Path:
+    return tmp_path / "slurm.log"
+
+
+def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = run(["bash", project / "submit-gif-job"], cwd=elsewhere, env=fake_env)
     assert result.returncode == 0, result.stderr
-    calls = sbatch_calls(tmp_path / "sbatch.log")
-    assert [call["args"] for call in calls] == [
+    calls = sbatch_calls(_log(tmp_path))
+    sent = [call["args"] for call in calls]
+    assert sent == [
         ["--parsable", "--array=1-360", "generate_frames.slurm",
          "--frame-count", "360", "--frames-per-task", "1"],
         ["--parsable", "--dependency=afterany:1001", "create_gif.slurm", "--frame-count", "360"],
@@ -41,22 +49,32 @@ def test_submits_array_then_afterany_assembly(
     assert result.stdout == "frames job: 1001 (array 1-360)\ngif job: 1002 (afterany:1001)\n"
     assert "squeue -j 1001,1002" in result.stderr
     assert (project / "output" / "slurm_files").is_dir()
+    # output/run.json holds exactly the commands that sbatch received.
+    record = require_record(ProjectPaths(project))
+    (submission,) = record.submissions
+    assert submission.commands == [["sbatch", *args] for args in sent]
+    assert (submission.array_job_id, submission.gif_job_id) == ("1001", "1002")
+    assert (record.state, record.mode) == ("submitted", "slurm")
+    assert record.versions["slurm"] == "22.05.8"
+    assert not list(Path("/tmp").glob("tmp*/assembly-options"))  # the plan folder is gone
 
 
-def test_frames_per_task_throttle_and_extra_options(
+def test_frames_per_task_throttle_size_and_extra_options(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     result = run(
         ["bash", "submit-gif-job", "--frames", "100", "--frames-per-task", "30",
-         "--max-running", "2", "--", "--qos=debug"],
+         "--max-running", "2", "--size", "320x240", "--gif-width", "200", "--",
+         "--qos=debug", "--comment=two words"],
         cwd=project, env=fake_env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert [call["args"] for call in sbatch_calls(tmp_path / "sbatch.log")] == [
-        ["--parsable", "--array=1-4%2", "--qos=debug", "generate_frames.slurm",
-         "--frame-count", "100", "--frames-per-task", "30"],
-        ["--parsable", "--dependency=afterany:1001", "--qos=debug", "create_gif.slurm",
-         "--frame-count", "100"],
+    assert [call["args"] for call in sbatch_calls(_log(tmp_path))] == [
+        ["--parsable", "--array=1-4%2", "--qos=debug", "--comment=two words",
+         "generate_frames.slurm", "--frame-count", "100", "--frames-per-task", "30",
+         "--size", "320x240"],
+        ["--parsable", "--dependency=afterany:1001", "--qos=debug", "--comment=two words",
+         "create_gif.slurm", "--frame-count", "100", "--size", "320x240", "--gif-width", "200"],
     ]  # fmt: skip
 
 
@@ -66,10 +84,42 @@ def test_job_id_with_cluster_is_split_on_semicolon(
     fake_env["FAKE_SBATCH_ANSWERS"] = "77;big-cluster,78;big-cluster"
     result = run(["bash", "submit-gif-job"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
-    second = sbatch_calls(tmp_path / "sbatch.log")[1]["args"]
+    second = sbatch_calls(_log(tmp_path))[1]["args"]
     assert isinstance(second, list)
     assert "--dependency=afterany:77" in second
     assert result.stdout.splitlines()[1] == "gif job: 78 (afterany:77)"
+
+
+def test_max_array_size_raises_frames_per_task_and_says_so(
+    project: Path, tmp_path: Path, fake_env: dict[str, str]
+) -> None:
+    fake_env["FAKE_MAX_ARRAY_SIZE"] = "101"
+    result = run(["bash", "submit-gif-job", "--frames", "3600"], cwd=project, env=fake_env)
+    assert result.returncode == 0, result.stderr
+    first = sbatch_calls(_log(tmp_path))[0]["args"]
+    assert first == ["--parsable", "--array=1-100", "generate_frames.slurm",
+                     "--frame-count", "3600", "--frames-per-task", "36"]  # fmt: skip
+    assert (
+        "3600 frames at 1 per task need array indices up to 3600, but this cluster's "
+        "MaxArraySize is 101 (indices up to 100): rendering 36 frames per task instead, "
+        "as 100 tasks"
+    ) in result.stderr
+    assert require_record(ProjectPaths(project)).parameters.frames_per_task == 36
+
+
+def test_unreachable_controller_names_the_local_way_out(
+    project: Path, tmp_path: Path, fake_env: dict[str, str]
+) -> None:
+    fake_env["FAKE_SLURM_UNREACHABLE"] = "1"
+    result = run(["bash", "submit-gif-job", "--frames", "4"], cwd=project, env=fake_env)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("submit-gif-job: error: cannot reach the Slurm controller (scontrol: ")
+    assert "Unable to contact slurm controller (connect failure)" in line
+    assert "check the cluster with `sinfo`" in line
+    assert "bash submit-gif-job --local" in line
+    assert sbatch_calls(_log(tmp_path)) == []
+    assert not (project / "images").exists()
 
 
 def test_failed_first_submission_submits_nothing_else(
@@ -80,43 +130,258 @@ def test_failed_first_submission_submits_nothing_else(
     assert result.returncode == 1
     assert "sbatch: error: invalid partition specified: nope" in result.stderr
     assert "nothing was submitted" in result.stderr
-    assert len(sbatch_calls(tmp_path / "sbatch.log")) == 1
+    assert len(sbatch_calls(_log(tmp_path))) == 1
     assert result.stdout == ""
 
 
-def test_failed_second_submission_says_how_to_submit_it(
+def test_failed_second_submission_says_how_to_finish(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     fake_env["FAKE_SBATCH_FAIL_CALL"] = "2"
     result = run(["bash", "submit-gif-job"], cwd=project, env=fake_env)
     assert result.returncode == 1
-    assert "the frame array 1001 was submitted, the assembly job was not" in result.stderr
-    assert "sbatch --dependency=afterany:1001 create_gif.slurm --frame-count 360" in result.stderr
+    assert "the frame array 1001 was submitted, its assembly job was not" in result.stderr
+    assert "bash submit-gif-job --resume" in result.stderr
+    record = require_record(ProjectPaths(project))
+    assert record.submissions[0].array_job_id == "1001"
+    assert record.state == "failed"
 
 
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--frames", "0"], "argument --frame-count: 0 is not a positive number"),
-        (["--frames", "10000"], "frame count 10000 is out of range: use 1 to 9999"),
-        (["--frames", "ten"], "argument --frame-count: 'ten' is not a whole number"),
-        (["--frames-per-task", "0"], "argument --frames-per-task: 0 is not a positive number"),
-        (["--max-running", "x"], "--max-running must be a positive whole number, not 'x'"),
-        (["--bogus"], "unknown option '--bogus'"),
-        (["--frames"], "--frames needs a number"),
-    ],
-)
-def test_bad_options_fail_before_any_submission(
-    project: Path, tmp_path: Path, fake_env: dict[str, str], arguments: list[str], message: str
+def test_a_second_run_is_refused_while_the_first_ones_jobs_are_queued(
+    project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
-    result = run(["bash", "submit-gif-job", *arguments], cwd=project, env=fake_env)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert sbatch_calls(tmp_path / "sbatch.log") == []
+    assert (
+        run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env).returncode == 0
+    )
+    fake_env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1001|PENDING;1002|PENDING"
+    again = run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env)
+    assert again.returncode == 2
+    (line,) = again.stderr.splitlines()
+    assert "still has jobs in the queue: 1001 (RUNNING), 1002 (PENDING)" in line
+    assert "squeue -j 1001,1002" in line
+    assert "bash submit-gif-job --cancel" in line
+    assert len(sbatch_calls(_log(tmp_path))) == 2  # only the first run's
+    squeues = slurm_calls(_log(tmp_path), "squeue")
+    assert len(squeues) == 1  # asked once, for both jobs
+    assert "1001,1002" in squeues[0]["args"]
+
+
+def test_resume_submits_only_the_missing_tasks_as_one_array(
+    project: Path, tmp_path: Path, fake_env: dict[str, str], small_frames: Path
+) -> None:
+    assert run(["bash", "submit-gif-job", "--frames", "12", "--frames-per-task", "2"],
+               cwd=project, env=fake_env).returncode == 0  # fmt: skip
+    images = project / "images"
+    images.mkdir()
+    for frame in (1, 2, 3, 4, 6, 7, 8, 11, 12):  # 5, 9 and 10 are missing
+        name = f"image{frame:04d}.png"
+        (images / name).write_bytes((small_frames / name).read_bytes())
+    fake_env["FAKE_SBATCH_ANSWERS"] = "1001,1002,2001,2002"
+    result = run(["bash", "submit-gif-job", "--resume"], cwd=project, env=fake_env)
+    assert result.returncode == 0, result.stderr
+    assert [call["args"] for call in sbatch_calls(_log(tmp_path))][2:] == [
+        ["--parsable", "--array=3,5", "generate_frames.slurm",
+         "--frame-count", "12", "--frames-per-task", "2"],
+        ["--parsable", "--dependency=afterany:2001", "create_gif.slurm", "--frame-count", "12"],
+    ]  # fmt: skip
+    assert "3 of 12 frames to render again (5,9-10), as array tasks 3,5" in result.stderr
+    record = require_record(ProjectPaths(project))
+    assert [s.kind for s in record.submissions] == ["start", "resume"]
+    assert record.job_ids() == ["1001", "1002", "2001", "2002"]
+
+
+def test_resume_with_every_frame_there_submits_only_the_assembly(
+    project: Path, tmp_path: Path, fake_env: dict[str, str], small_frames: Path
+) -> None:
+    assert run(["bash", "submit-gif-job", "--frames", "12"], cwd=project,
+               env=fake_env).returncode == 0  # fmt: skip
+    (project / "images").rmdir() if (project / "images").exists() else None
+    (project / "images").symlink_to(small_frames, target_is_directory=True)
+    fake_env["FAKE_SBATCH_ANSWERS"] = "1001,1002,2002"
+    result = run(["bash", "submit-gif-job", "--resume"], cwd=project, env=fake_env)
+    assert result.returncode == 0, result.stderr
+    assert sbatch_calls(_log(tmp_path))[2]["args"] == [
+        "--parsable", "create_gif.slurm", "--frame-count", "12",
+    ]  # fmt: skip
+    assert result.stdout == "gif job: 2002 (no dependency: every frame is rendered)\n"
+
+
+def test_dry_run_prints_the_commands_and_sbatchs_answers_and_submits_nothing(
+    project: Path, tmp_path: Path, fake_env: dict[str, str]
+) -> None:
+    result = run(["bash", "submit-gif-job", "--frames", "24", "--dry-run"], cwd=project,
+                 env=fake_env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"would submit, from {project}:",
+        "  sbatch --parsable --array=1-24 generate_frames.slurm --frame-count 24 "
+        "--frames-per-task 1",
+        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm "
+        "--frame-count 24",
+        "sbatch --test-only checks each job without submitting it:",
+        "  generate_frames.slurm: sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 "
+        "processors on nodes n1 in partition debug",
+        "  create_gif.slurm (without its dependency: the array does not exist yet): sbatch: "
+        "Job 999 to start at 2026-11-21T10:00:00 using 1 processors on nodes n1 in partition "
+        "debug",
+        "nothing was submitted",
+    ]
+    assert sbatch_calls(_log(tmp_path)) == []
+    assert [c["args"][0] for c in slurm_calls(_log(tmp_path), "sbatch")] == ["--test-only"] * 2
+    assert not (project / "output" / "run.json").exists()
+
+
+def test_dry_run_without_slurm_prints_the_local_plan(project: Path) -> None:
+    result = run(["bash", "submit-gif-job", "--local", "--frames", "24", "--dry-run"],
+                 cwd=project)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "render 24 of 24 frames at 640x480 on" in result.stdout
+    assert "output/gifs/volcano.gif (400x300)" in result.stdout
+    assert result.stdout.rstrip().endswith("nothing was run")
+    assert not (project / "images").exists()
+    assert not (project / "output").exists()
+
+
+def test_cancel_cancels_the_runs_queued_jobs_with_one_scancel(
+    project: Path, tmp_path: Path, fake_env: dict[str, str]
+) -> None:
+    assert (
+        run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env).returncode == 0
+    )
+    fake_env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1002|PENDING"
+    result = run(["bash", "submit-gif-job", "--cancel"], cwd=project, env=fake_env)
+    assert result.returncode == 0, result.stderr
+    (scancel,) = slurm_calls(_log(tmp_path), "scancel")
+    assert scancel["args"] == ["1002", "1001"]  # the assembly first
+    assert "cancelled run" in result.stdout
+    assert "bash submit-gif-job --resume" in result.stdout
+    assert require_record(ProjectPaths(project)).state == "cancelled"
 
 
 def test_help(project: Path, fake_env: dict[str, str]) -> None:
     result = run(["bash", "submit-gif-job", "--help"], cwd=project, env=fake_env)
     assert result.returncode == 0
-    assert result.stdout.startswith("Usage: bash submit-gif-job")
-    assert "SBATCH_PARTITION" in result.stdout
+    assert result.stdout.startswith("usage: bash submit-gif-job [options]")
+    for option in ("--resume", "--dry-run", "--cancel", "--watch", "--size", "SBATCH_PARTITION"):
+        assert option in result.stdout
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+# Each row: a command (run in a fresh project copy), what to break first, the exit
+# code and the one line of error it must print. Never a traceback.
+BAD_INPUT = [
+    ("csv missing", ["bash", "submit-gif-job", "--frames", "4"],
+     lambda p: (p / "data/volcano.csv").unlink(), 2,
+     "data/volcano.csv: no such file; the height grid ships as data/volcano.csv"),
+    ("csv empty", ["bash", "submit-gif-job", "--frames", "4"],
+     lambda p: _write(p / "data/volcano.csv", ""), 2, "data/volcano.csv: the file is empty"),
+    ("csv ragged", ["bash", "submit-gif-job", "--frames", "4"],
+     lambda p: _write(p / "data/volcano.csv", "V1,V2\n1,2\n3\n"), 2,
+     "line 3 has 1 values, the header has 2"),
+    ("csv not numbers", ["bash", "submit-gif-job", "--frames", "4"],
+     lambda p: _write(p / "data/volcano.csv", "V1,V2\n1,x\n"), 2,
+     "line 2, column V2: 'x' is not a number"),
+    ("csv broken, local", ["bash", "submit-gif-job", "--local", "--frames", "4"],
+     lambda p: _write(p / "data/volcano.csv", "V1,V2\n1,x\n"), 2,
+     "line 2, column V2: 'x' is not a number"),
+    ("frame 0", [sys.executable, "volcano.py", "0"], None, 2,
+     "volcano.py: error: frame 0 is out of range: use 1 to 360"),
+    ("frame too large", [sys.executable, "volcano.py", "361"], None, 2,
+     "frame 361 is out of range: use 1 to 360"),
+    ("frame negative", [sys.executable, "volcano.py", "--", "-3"], None, 2,
+     "frame -3 is out of range: use 1 to 360"),
+    ("frame not a number", [sys.executable, "volcano.py", "seven"], None, 2,
+     "argument FRAME: 'seven' is not a frame number"),
+    ("frames 0", ["bash", "submit-gif-job", "--frames", "0"], None, 2,
+     "argument --frames: 0 is not a positive number"),
+    ("frames negative", ["bash", "submit-gif-job", "--frames=-5"], None, 2,
+     "argument --frames: -5 is not a positive number"),
+    ("frames huge", ["bash", "submit-gif-job", "--frames", "99999999999999999999"], None, 2,
+     "frame count 99999999999999999999 is out of range: use 1 to 9999"),
+    ("frames not a number", ["bash", "submit-gif-job", "--frames", "ten"], None, 2,
+     "argument --frames: 'ten' is not a whole number"),
+    ("frames per task 0", ["bash", "submit-gif-job", "--frames-per-task", "0"], None, 2,
+     "argument --frames-per-task: 0 is not a positive number"),
+    ("frames per task negative", ["bash", "submit-gif-job", "--frames-per-task=-1"], None, 2,
+     "argument --frames-per-task: -1 is not a positive number"),
+    ("frames per task huge", ["bash", "submit-gif-job", "--frames-per-task", "10000"], None, 2,
+     "argument --frames-per-task: 10000 is out of range: use 1 to 9999"),
+    ("frames per task not a number", ["bash", "submit-gif-job", "--frames-per-task", "x"],
+     None, 2, "argument --frames-per-task: 'x' is not a whole number"),
+    ("max running 0", ["bash", "submit-gif-job", "--max-running", "0"], None, 2,
+     "argument --max-running: 0 is not a positive number"),
+    ("max running negative", ["bash", "submit-gif-job", "--max-running=-2"], None, 2,
+     "argument --max-running: -2 is not a positive number"),
+    ("max running huge", ["bash", "submit-gif-job", "--max-running", "123456"], None, 2,
+     "argument --max-running: 123456 is out of range: use 1 to 9999"),
+    ("max running not a number", ["bash", "submit-gif-job", "--max-running", "x"], None, 2,
+     "argument --max-running: 'x' is not a whole number"),
+    ("size malformed", ["bash", "submit-gif-job", "--size", "big"], None, 2,
+     "size 'big' is not of the form WIDTHxHEIGHT"),
+    ("unknown option", ["bash", "submit-gif-job", "--bogus"], None, 2,
+     "unrecognized arguments: --bogus"),
+    ("option without value", ["bash", "submit-gif-job", "--frames"], None, 2,
+     "argument --frames: expected one argument"),
+    ("output not writable", ["bash", "submit-gif-job", "--frames", "4"],
+     lambda p: _write(p / "output", "a file where the folder should be"), 2,
+     "cannot write in"),
+    ("output not writable, local", ["bash", "submit-gif-job", "--local", "--frames", "4"],
+     lambda p: _write(p / "output", "a file where the folder should be"), 2,
+     "cannot write in"),
+    ("resume without a record", ["bash", "submit-gif-job", "--resume"], None, 2,
+     "there is no run record (output/run.json)"),
+    ("cancel without a record", ["bash", "submit-gif-job", "--cancel"], None, 2,
+     "there is no run record (output/run.json)"),
+    ("resume with a new shape", ["bash", "submit-gif-job", "--resume", "--frames", "5"], None, 2,
+     "--resume takes the run's --frames from output/run.json"),
+    ("sbatch refuses", ["bash", "submit-gif-job", "--frames", "4"], "refuse", 1,
+     "submit-gif-job: error: submitting the frame array failed (see sbatch's message above); "
+     "nothing was submitted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "breakage", "code", "message"),
+    [row[1:] for row in BAD_INPUT],
+    ids=[row[0] for row in BAD_INPUT],
+)
+def test_bad_input_gets_one_line_and_a_non_zero_exit(
+    tmp_path: Path,
+    fake_env: dict[str, str],
+    command: list[str],
+    breakage: object,
+    code: int,
+    message: str,
+) -> None:
+    project = copy_project(tmp_path / "project")
+    if breakage == "refuse":
+        fake_env["FAKE_SBATCH_FAIL_CALL"] = "1"
+    elif callable(breakage):
+        breakage(project)
+    result = run(command, cwd=project, env=fake_env)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if not line.startswith("sbatch:")]
+    assert len(ours) == 1, result.stderr
+    assert message in ours[0]
+    assert ours[0].split(": error: ")[0] in {"submit-gif-job", "volcano.py"}
+    assert sbatch_calls(_log(tmp_path)) == [] or breakage == "refuse"
+
+
+def test_a_project_path_with_spaces_and_quotes_just_works(
+    tmp_path: Path, fake_env: dict[str, str]
+) -> None:
+    project = copy_project(tmp_path / 'my "volcano" project\'s copy')
+    result = run(["bash", project / "submit-gif-job", "--frames", "4"], cwd=tmp_path,
+                 env=fake_env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {call["cwd"] for call in sbatch_calls(_log(tmp_path))} == {str(project)}
+    record = json.loads((project / "output/run.json").read_text())
+    assert record["state"] == "submitted"
+    local = run(["bash", project / "submit-gif-job", "--local", "--frames", "4"], cwd=tmp_path,
+                env=fake_env)  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    assert (project / "output/gifs/volcano.gif").is_file()

@@ -2,71 +2,99 @@
 
 The order is what keeps frames safe:
 
-1. every expected frame must exist and decode, or nothing happens at all;
+1. every expected frame must exist, decode and be this run's frame (its PNG
+   label says so), or nothing happens at all;
 2. the MP4, the GIF and the archive are written to temporary names (the two
    encodes run concurrently with the archive);
-3. the archive is read back and every member compared with its frame;
-4. only then are the outputs renamed into place and the frames deleted.
+3. all three are read back: the archive member by member against the frames'
+   SHA-256, the MP4 and the GIF frame by frame (count and size);
+4. only then are the outputs renamed into place, the run record updated with
+   every checksum, and the frames deleted.
+
+A failure at any step leaves every frame where it was, and says which file
+and why. The run record (``output/run.json``) follows each outcome.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import json
 import logging
 import os
-import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from PIL import Image
-
-from volcano_gif.commands import run_concurrently
-from volcano_gif.files import temporary_beside
+from volcano_gif.archive import ArchiveError, archive_path, verify_archive, write_archive
+from volcano_gif.commands import CommandError, run_concurrently
+from volcano_gif.files import remove_stale_temporaries, temporary_beside
+from volcano_gif.frames import check_frames
 from volcano_gif.layout import (
     ARCHIVE_PREFIX,
-    ARCHIVE_STAMP_FORMAT,
-    DEFAULT_GIF_WIDTH,
+    DEFAULT_SIZE,
     FIRST_FRAME,
+    FPS,
     FRAME_PATTERN,
+    GIF_NAME,
+    MP4_NAME,
     ProjectPaths,
+    default_gif_width,
     expected_frames,
-    frame_name,
     frame_number,
+    gif_size,
 )
 from volcano_gif.rerun import rerender_hint
+from volcano_gif.run_record import (
+    OutputFile,
+    Parameters,
+    RecordError,
+    RunRecord,
+    RunState,
+    read_record,
+    update_record,
+)
+from volcano_gif.run_record import now as timestamp
+from volcano_gif.task_timing import load_run_timings
 from volcano_gif.timing import StageTimes
+from volcano_gif.verify import OutputError, sha256_of, verify_media
 
 logger = logging.getLogger(__name__)
 
-#: Frames per second of both outputs. GIF delays are whole hundredths of a
-#: second, so 25 fps (4/100 s) is exact; the MP4 uses the same rate in and out,
-#: so no frame is duplicated or dropped.
-FPS = 25
-#: gzip level of the frame archive. The PNGs are deflated already: level 1
-#: took 0.9 CPU-s for 360 frames to save 5% (29.6 MB against 31.1 MB), so
-#: the archive only stores them; gzip still adds its CRC-32 check.
-ARCHIVE_GZIP_LEVEL = 0
 #: x264 preset of the MP4. For these 360 frames, superfast took 2.9 CPU-s
 #: against veryfast's 3.9 s, and made a 2.1 MB file at 47 dB PSNR
 #: against 0.9 MB at 43 dB (both at x264's default quality, CRF 23).
 MP4_PRESET = "superfast"
+#: Frames listed one per line in a missing-frames error; the rest are counted.
+LISTED_PROBLEMS = 20
+
+__all__ = [
+    "ArchiveError", "AssemblyResult", "FramesNotReadyError", "OutputError", "assemble",
+    "write_archive",
+]  # fmt: skip
 
 
 class FramesNotReadyError(RuntimeError):
-    """Some expected frames are missing or do not decode."""
+    """Some expected frames are missing, broken, or another run's."""
 
     def __init__(self, problems: dict[int, str], frame_count: int, hint: str) -> None:
         self.problems = problems
-        frames = ", ".join(str(frame) for frame in sorted(problems))
-        details = "\n".join(f"  frame {frame}: {problems[frame]}" for frame in sorted(problems))
+        frames = sorted(problems)
+        listed = "\n".join(f"  frame {frame}: {problems[frame]}" for frame in frames[:20])
+        more = len(frames) - LISTED_PROBLEMS
+        if more > 0:
+            listed += f"\n  ... and {more} more"
         super().__init__(
-            f"{len(problems)} of {frame_count} frames are missing or broken ({frames}); "
-            f"nothing was assembled and no frame was deleted\n{details}\n{hint}"
+            f"{len(problems)} of {frame_count} frames are missing or broken "
+            f"({_short_list(frames)}); nothing was assembled and no frame was deleted\n"
+            f"{listed}\n{hint}"
         )
+
+
+def _short_list(frames: list[int], limit: int = 12) -> str:
+    shown = ", ".join(str(frame) for frame in frames[:limit])
+    return shown + (f", ... ({len(frames) - limit} more)" if len(frames) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -88,49 +116,17 @@ def ffmpeg_executable() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def _frame_problem(path: Path) -> tuple[str | None, tuple[int, int] | None]:
-    """Why the frame at ``path`` is unusable (or None), and its size."""
-    if not path.is_file():
-        return f"missing: {path}", None
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return None, image.size
-    except (OSError, SyntaxError, ValueError) as error:
-        return f"does not decode: {path} ({error})", None
-
-
-def check_frames(images_dir: Path, frame_count: int) -> dict[int, str]:
-    """Return ``{frame: problem}`` for every expected frame that is missing or broken.
-
-    Every frame is decoded in full (Pillow releases the GIL while it decodes, so
-    threads share the work across cores).
-    """
-    frames = list(expected_frames(frame_count))
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(_frame_problem, (images_dir / frame_name(f) for f in frames)))
-    problems: dict[int, str] = {}
-    size: tuple[int, int] | None = None
-    for frame, (problem, this_size) in zip(frames, results, strict=True):
-        if problem is not None:
-            problems[frame] = problem
-        elif this_size is not None:
-            size = size or this_size
-            if this_size != size:
-                problems[frame] = (
-                    f"is {this_size[0]}x{this_size[1]}, not {size[0]}x{size[1]}: "
-                    f"{images_dir / frame_name(frame)}"
-                )
-    return problems
-
-
 def unexpected_files(images_dir: Path, frame_count: int) -> list[Path]:
-    """Files in ``images_dir`` that are not frames of this run (left alone)."""
+    """Files in ``images_dir`` that are neither frames of this run nor our temporaries."""
+    from volcano_gif.files import temporary_target
+
     expected = set(expected_frames(frame_count))
     return sorted(
         path
         for path in images_dir.iterdir()
-        if path.name != ".gitkeep" and frame_number(path.name) not in expected
+        if path.name != ".gitkeep"
+        and frame_number(path.name) not in expected
+        and temporary_target(path.name) is None
     )
 
 
@@ -142,6 +138,11 @@ def ffmpeg_input(images_dir: Path, frame_count: int) -> list[str]:
         "-i", str(images_dir / FRAME_PATTERN),
         "-frames:v", str(frame_count),
     ]  # fmt: skip
+
+
+def mp4_size(size: tuple[int, int]) -> tuple[int, int]:
+    """H.264 in yuv420p needs even sides: the MP4 pads the frames by one pixel if not."""
+    return size[0] + size[0] % 2, size[1] + size[1] % 2
 
 
 def mp4_command(ffmpeg: str, images_dir: Path, frame_count: int, target: Path) -> list[str]:
@@ -177,72 +178,91 @@ def gif_command(
     ]  # fmt: skip
 
 
-def archive_path(archives_dir: Path, now: datetime) -> Path:
-    """``volcano-images-YYYYmmddTHHMMSS.tar.gz``, with a suffix if that is taken."""
-    stem = ARCHIVE_PREFIX + now.strftime(ARCHIVE_STAMP_FORMAT)
-    candidate = archives_dir / f"{stem}.tar.gz"
-    serial = 2
-    while candidate.exists():
-        candidate = archives_dir / f"{stem}-{serial}.tar.gz"
-        serial += 1
-    return candidate
+# ------------------------------------------------------------------ run record
+def _record_of_this_run(paths: ProjectPaths, parameters: Parameters) -> RunRecord | None:
+    """The folder's run record, if it describes the frames being assembled."""
+    try:
+        record = read_record(paths)
+    except RecordError as error:
+        logger.warning("%s; assembling without updating it", error)
+        return None
+    if record is None:
+        return None
+    wanted = (record.parameters.frame_count, record.parameters.size)
+    if wanted != (parameters.frame_count, parameters.size):
+        logger.warning(
+            "output/run.json describes run %s (%s), not these %s: left as it is",
+            record.run_id, record.parameters.describe(), parameters.describe(),
+        )  # fmt: skip
+        return None
+    return record
 
 
-def write_archive(frames: Sequence[Path], target: Path) -> dict[str, str]:
-    """Pack ``frames`` into a gzipped tar at ``target`` as ``images/<name>``.
+@contextmanager
+def _recording_outcome(paths: ProjectPaths, run_id: str | None) -> Iterator[None]:
+    """Record the assembly's start, and its failure if it fails (success is the caller's)."""
+    if run_id is None:
+        yield
+        return
+    job = os.environ.get("SLURM_JOB_ID")
 
-    Returns the SHA-256 of each member as it was read, for :func:`verify_archive`.
-    """
-    digests: dict[str, str] = {}
-    with tarfile.open(target, "w:gz", compresslevel=ARCHIVE_GZIP_LEVEL) as archive:
-        for path in frames:
-            data = path.read_bytes()
-            member = archive.gettarinfo(path, arcname=f"images/{path.name}")
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-            digests[member.name] = hashlib.sha256(data).hexdigest()
-    return digests
+    def started(record: RunRecord) -> None:
+        record.state = RunState.ASSEMBLING.value
+        record.assembly_job_id = job or record.assembly_job_id
+        record.assembly_started = timestamp()
+        record.error = None
+        record.note("assembly started", f"job {job}" if job else "")
 
+    update_record(paths, started, run_id)
+    try:
+        yield
+    except BaseException as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        missing = sorted(error.problems) if isinstance(error, FramesNotReadyError) else []
 
-def verify_archive(archive_file: Path, wanted: dict[str, str]) -> None:
-    """Read ``archive_file`` back; raise unless its members are exactly ``wanted``.
+        def failed(record: RunRecord) -> None:
+            record.state = RunState.FAILED.value
+            record.error = first_line
+            record.missing_frames = missing
+            record.ended = timestamp()
+            record.note("assembly failed", first_line)
 
-    ``wanted`` maps member names to SHA-256 digests of the frames that were packed.
-    """
-    found: dict[str, str] = {}
-    with tarfile.open(archive_file, "r:gz") as archive:
-        for member in archive:
-            handle = archive.extractfile(member)
-            if handle is None:
-                raise ArchiveError(f"{archive_file}: member {member.name} is not a file")
-            found[member.name] = hashlib.sha256(handle.read()).hexdigest()
-    if found != wanted:
-        missing = sorted(set(wanted) - set(found))
-        extra = sorted(set(found) - set(wanted))
-        changed = sorted(name for name in set(wanted) & set(found) if wanted[name] != found[name])
-        raise ArchiveError(
-            f"{archive_file}: archive does not match the frames "
-            f"(missing {missing[:5]}, extra {extra[:5]}, different {changed[:5]}); "
-            "no frame was deleted"
-        )
+        try:
+            update_record(paths, failed, run_id)
+        except (OSError, RecordError) as record_error:
+            logger.warning("could not record the failure in output/run.json: %s", record_error)
+        raise
 
 
-class ArchiveError(RuntimeError):
-    """The archive could not be verified."""
-
-
+# --------------------------------------------------------------------- assembly
 def assemble(
     paths: ProjectPaths,
     frame_count: int,
-    gif_width: int = DEFAULT_GIF_WIDTH,
+    gif_width: int | None = None,
     now: datetime | None = None,
+    size: tuple[int, int] = DEFAULT_SIZE,
 ) -> AssemblyResult:
-    """Check the frames, write MP4, GIF and archive, verify, then delete the frames."""
+    """Check the frames, write MP4, GIF and archive, verify all three, then delete the frames.
+
+    ``gif_width`` defaults to 400 pixels (or the frame width, if narrower);
+    ``now`` dates the archive's name.
+    """
+    width = gif_width or default_gif_width(size)
+    parameters = Parameters(frame_count, 1, size[0], size[1], FPS, width)
+    record = _record_of_this_run(paths, parameters)
+    run_id = record.run_id if record else None
+    with _recording_outcome(paths, run_id):
+        return _assemble(paths, parameters, record, now or datetime.now())
+
+
+def _assemble(
+    paths: ProjectPaths, parameters: Parameters, record: RunRecord | None, when: datetime
+) -> AssemblyResult:
     times = StageTimes()
-    images = paths.images
+    images, frame_count, size = paths.images, parameters.frame_count, parameters.size
     with times.stage("check"):
         problems = (
-            check_frames(images, frame_count)
+            check_frames(images, frame_count, size)
             if images.is_dir()
             else {
                 frame: f"missing: {paths.frame(frame)} (no folder {images})"
@@ -250,9 +270,11 @@ def assemble(
             }
         )
     if problems:
+        hint_parameters = record.parameters if record else parameters
         raise FramesNotReadyError(
-            problems, frame_count, rerender_hint(paths, sorted(problems), frame_count)
+            problems, frame_count, rerender_hint(paths, sorted(problems), hint_parameters)
         )
+    logger.info("checked %d frames: all there, complete, of this run", frame_count)
     frames = [paths.frame(frame) for frame in expected_frames(frame_count)]
     extras = unexpected_files(images, frame_count)
     for path in extras:
@@ -260,31 +282,176 @@ def assemble(
 
     for folder in (paths.gifs, paths.archives):
         folder.mkdir(parents=True, exist_ok=True)
-    archive = archive_path(paths.archives, now or datetime.now())
+    archive = archive_path(paths.archives, when)
     outputs = {paths.mp4: temporary_beside(paths.mp4), paths.gif: temporary_beside(paths.gif),
                archive: temporary_beside(archive)}  # fmt: skip
-    ffmpeg = ffmpeg_executable()
     try:
-        # The two encodes (ffmpeg processes) and the archive (a thread) overlap.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            encodes = pool.submit(times.timed("encode", run_concurrently), [
-                mp4_command(ffmpeg, images, frame_count, outputs[paths.mp4]),
-                gif_command(ffmpeg, images, frame_count, outputs[paths.gif], gif_width),
-            ])  # fmt: skip
-            packing = pool.submit(times.timed("archive", write_archive), frames, outputs[archive])
-            digests = packing.result()
-            encodes.result()
-        logger.info("encoded MP4 and GIF, packed %d frames; verifying the archive", len(frames))
+        digests = _write_outputs(
+            paths, parameters, record, frames=frames, outputs=outputs, archive=archive, times=times
+        )
+        logger.info("wrote the MP4, the GIF and the archive; reading all three back")
         with times.stage("verify"):
-            verify_archive(outputs[archive], digests)
+            facts = _verify_outputs(paths, parameters, outputs, archive, digests)
         for target, temporary in outputs.items():
             temporary.replace(target)
     finally:
         for temporary in outputs.values():
             temporary.unlink(missing_ok=True)
-    logger.info("archive verified: %s; deleting %d frames", archive, len(frames))
+    logger.info("verified %s", ", ".join(facts.values()))
+    if record is not None:
+        _record_success(paths, record.run_id, archive, digests)
     with times.stage("clean"):
         for path in frames:
             path.unlink()
+        stale = _remove_stale_temporaries(paths)
+    logger.info(
+        "deleted the %d frames, now in %s%s", len(frames), paths.relative(archive),
+        f"; removed {len(stale)} temporary files of interrupted tasks" if stale else "",
+    )  # fmt: skip
     logger.info("assembly stages: %s", times.summary())
     return AssemblyResult(paths.mp4, paths.gif, archive, len(frames), extras, times)
+
+
+def _write_outputs(
+    paths: ProjectPaths,
+    parameters: Parameters,
+    record: RunRecord | None,
+    *,
+    frames: list[Path],
+    outputs: dict[Path, Path],
+    archive: Path,
+    times: StageTimes,
+) -> dict[str, str]:
+    """Encode the MP4 and GIF (ffmpeg) while packing the archive (a thread)."""
+    ffmpeg = ffmpeg_executable()
+    images, frame_count = paths.images, parameters.frame_count
+    commands = [
+        mp4_command(ffmpeg, images, frame_count, outputs[paths.mp4]),
+        gif_command(ffmpeg, images, frame_count, outputs[paths.gif], parameters.gif_width),
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        encodes = pool.submit(times.timed("encode", run_concurrently), commands)
+        packing = pool.submit(
+            times.timed("archive", _pack), frames, outputs[archive], archive,
+            _record_copy(record),
+        )  # fmt: skip
+        digests = packing.result()
+        try:
+            encodes.result()
+        except CommandError as error:
+            target = paths.mp4 if error.args_list == commands[0] else paths.gif
+            raise OutputError(
+                f"{target}: ffmpeg could not write it (exit code {error.returncode}): "
+                f"{error.stderr.strip()[-500:] or 'no message'}; no frame was deleted"
+            ) from error
+    return digests
+
+
+def _pack(
+    frames: list[Path],
+    temporary: Path,
+    archive: Path,
+    record_copy: Callable[[dict[str, str]], bytes] | None,
+) -> dict[str, str]:
+    try:
+        return write_archive(frames, temporary, record_copy)
+    except OSError as error:
+        raise ArchiveError(
+            f"{archive}: could not write the archive ({error.strerror or error}); "
+            "no frame was deleted"
+        ) from None
+
+
+def _record_copy(record: RunRecord | None) -> Callable[[dict[str, str]], bytes] | None:
+    """The run record as the archive keeps it: with the frames' checksums."""
+    if record is None:
+        return None
+
+    def copy(digests: dict[str, str]) -> bytes:
+        data = record.to_json()
+        data["state"] = RunState.ASSEMBLING.value
+        data["frames_sha256"] = {name.rsplit("/", 1)[-1]: sha for name, sha in digests.items()}
+        return (json.dumps(data, indent=2) + "\n").encode()
+
+    return copy
+
+
+def _verify_outputs(
+    paths: ProjectPaths,
+    parameters: Parameters,
+    outputs: dict[Path, Path],
+    archive: Path,
+    digests: dict[str, str],
+) -> dict[str, str]:
+    """Read the archive, the MP4 and the GIF back, concurrently; describe each."""
+    frame_count = parameters.frame_count
+    gif_wanted = gif_size(parameters.size, parameters.gif_width)
+
+    def check_archive() -> str:
+        verify_archive(outputs[archive], digests)
+        return f"archive ({frame_count} frames)"
+
+    def check_mp4() -> str:
+        verify_media(outputs[paths.mp4], "mp4", frame_count, mp4_size(parameters.size),
+                     paths.mp4)  # fmt: skip
+        return f"MP4 ({frame_count} frames)"
+
+    def check_gif() -> str:
+        verify_media(outputs[paths.gif], "gif", frame_count, gif_wanted, paths.gif)
+        return f"GIF ({frame_count} frames, {gif_wanted[0]}x{gif_wanted[1]})"
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        checks = {"archive": check_archive, "mp4": check_mp4, "gif": check_gif}
+        futures = {name: pool.submit(check) for name, check in checks.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _record_success(
+    paths: ProjectPaths,
+    run_id: str,
+    archive: Path,
+    digests: dict[str, str],
+) -> None:
+    """Record the verified outputs and every checksum, before any frame is deleted."""
+    mp4_facts = _output_file(paths, paths.mp4)
+    gif_facts = _output_file(paths, paths.gif)
+    archive_facts = _output_file(paths, archive)
+
+    def assembled(record: RunRecord) -> None:
+        parameters = record.parameters
+        mp4_facts.frames, (mp4_facts.width, mp4_facts.height) = (
+            parameters.frame_count, mp4_size(parameters.size))  # fmt: skip
+        gif_facts.frames, (gif_facts.width, gif_facts.height) = (
+            parameters.frame_count, gif_size(parameters.size, parameters.gif_width))  # fmt: skip
+        archive_facts.frames = parameters.frame_count
+        record.state = RunState.ASSEMBLED.value
+        record.outputs = {"mp4": mp4_facts, "gif": gif_facts, "archive": archive_facts}
+        record.frames_sha256 = {
+            name.rsplit("/", 1)[-1]: sha for name, sha in digests.items()
+            if name.startswith("images/")
+        }  # fmt: skip
+        record.missing_frames = []
+        record.error = None
+        timings, _ = load_run_timings(paths.timing, record.array_job_ids(), record.run_id)
+        if timings and record.mode_is_slurm:  # started: when the first task's process did
+            first = min(float(str(timing["process_start"])) for timing in timings)
+            record.started = (
+                datetime.fromtimestamp(first).astimezone().isoformat(timespec="milliseconds")
+            )
+        record.ended = timestamp()
+        record.note("assembled", f"{paths.relative(paths.gif)}, {paths.relative(archive)}")
+
+    update_record(paths, assembled, run_id)
+
+
+def _output_file(paths: ProjectPaths, path: Path) -> OutputFile:
+    return OutputFile(paths.relative(path), sha256_of(path), path.stat().st_size)
+
+
+def _remove_stale_temporaries(paths: ProjectPaths) -> list[Path]:
+    """Remove what killed tasks and assemblies left: only our own temporary names."""
+    return [
+        *remove_stale_temporaries(paths.images, lambda name: frame_number(name) is not None),
+        *remove_stale_temporaries(paths.gifs, lambda name: name in {MP4_NAME, GIF_NAME}),
+        *remove_stale_temporaries(paths.archives, lambda name: name.startswith(ARCHIVE_PREFIX)),
+    ]

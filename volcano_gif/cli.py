@@ -1,7 +1,8 @@
-"""Command lines: ``volcano.py`` (render) and ``volcano-gif`` (render, assemble, local).
+"""Command lines: ``volcano.py`` (render) and ``volcano-gif`` (render, assemble, local,
+watch, cancel, report; and the two steps that ``submit-gif-job`` runs).
 
-Heavy modules (matplotlib, PIL) are imported inside the commands, after the
-matplotlib cache folder has been chosen, so ``--help`` and errors are quick.
+Heavy modules (matplotlib, PIL, pandas) are imported inside the commands, after
+the matplotlib cache folder has been chosen, so ``--help`` and errors are quick.
 Data (paths, ids, counts) goes to stdout; messages go to stderr.
 """
 
@@ -11,51 +12,51 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from volcano_gif.arguments import (
+    EXIT_USAGE,
+    Parser,
+    frame_count_arg,
+    frame_number,
+    positive_int,
+    size_arg,
+    task_option,
+)
 from volcano_gif.layout import (
     DEFAULT_FRAME_COUNT,
-    DEFAULT_GIF_WIDTH,
+    DEFAULT_SIZE,
     ProjectPaths,
     UsageError,
     check_frame,
     check_frame_count,
-    task_count,
+    format_size,
     task_frames,
 )
 
 logger = logging.getLogger(__name__)
 
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
-
-
-def _frame_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a frame number; give a whole number such as 1"
-        ) from None
+#: The internal steps of submit-gif-job: they parse submit-gif-job's own options.
+SUBMISSION_STEPS = ("plan-submission", "record-submission")
 
 
 def _add_common(parser: argparse.ArgumentParser, default_root: Path) -> None:
     parser.add_argument(
-        "--frame-count", type=_positive_int, default=DEFAULT_FRAME_COUNT, metavar="N",
+        "--frame-count", type=frame_count_arg, default=DEFAULT_FRAME_COUNT, metavar="N",
         help=f"frames in one full turn (default {DEFAULT_FRAME_COUNT})",
     )  # fmt: skip
+    parser.add_argument(
+        "--size", type=size_arg, default=DEFAULT_SIZE, metavar="WxH",
+        help=f"frame size in pixels (default {format_size(DEFAULT_SIZE)})",
+    )  # fmt: skip
+    _add_root(parser, default_root)
+
+
+def _add_root(parser: argparse.ArgumentParser, default_root: Path) -> None:
     parser.add_argument(
         "--root", type=Path, default=default_root, metavar="DIR",
         help="project folder holding data/, images/ and output/ (default %(default)s)",
@@ -66,25 +67,24 @@ def _add_common(parser: argparse.ArgumentParser, default_root: Path) -> None:
 
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "frames", nargs="*", type=_frame_number, metavar="FRAME",
+        "frames", nargs="*", type=frame_number, metavar="FRAME",
         help="frame numbers to render, 1 to the frame count",
     )  # fmt: skip
     parser.add_argument(
-        "--array-task", type=_frame_number, metavar="K",
+        "--array-task", type=frame_number, metavar="K",
         help="render the block of array task K (Slurm's $SLURM_ARRAY_TASK_ID)",
     )  # fmt: skip
     parser.add_argument(
-        "--frames-per-task", type=_positive_int, default=1, metavar="F",
+        "--frames-per-task", type=task_option, default=1, metavar="F",
         help="frames each array task renders, as a contiguous block (default 1)",
     )  # fmt: skip
     parser.add_argument(
-        "--preflight", action="store_true",
-        help="check the data and settings, build the matplotlib font cache, "
-        "print the number of array tasks, render nothing",
+        "--force", action="store_true",
+        help="render frames that are already complete on disk again (default: keep them)",
     )  # fmt: skip
 
 
-def _use_project_matplotlib_cache(paths: ProjectPaths) -> None:
+def use_project_matplotlib_cache(paths: ProjectPaths) -> None:
     """Give matplotlib a cache folder in the project, warmed once before a run.
 
     Hundreds of tasks starting together would otherwise race to build it.
@@ -97,22 +97,16 @@ def _use_project_matplotlib_cache(paths: ProjectPaths) -> None:
 def _render(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
     frame_count = check_frame_count(args.frame_count)
-    tasks = task_count(frame_count, args.frames_per_task)
-    if args.preflight:
-        if args.frames or args.array_task is not None:
-            raise UsageError("--preflight renders nothing: give no frames and no --array-task")
-        from volcano_gif.data import load_grid
-
-        load_grid(paths.data_file)
-        _use_project_matplotlib_cache(paths)
-        import matplotlib.font_manager  # noqa: F401  (builds the font cache)
-
-        print(tasks)
-        return 0
+    timing = None
     if args.array_task is not None:
         if args.frames:
             raise UsageError("give frame numbers or --array-task, not both")
         frames = list(task_frames(args.array_task, args.frames_per_task, frame_count))
+        job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        if job:  # an array task keeps its timing, for the run report
+            from volcano_gif.task_timing import TaskTiming
+
+            timing = TaskTiming.for_slurm_task(job, args.array_task)
     elif args.frames:
         frames = [check_frame(frame, frame_count) for frame in args.frames]
     else:
@@ -120,14 +114,26 @@ def _render(args: argparse.Namespace) -> int:
     from volcano_gif.data import load_grid
 
     grid = load_grid(paths.data_file)
-    _use_project_matplotlib_cache(paths)
+    use_project_matplotlib_cache(paths)
     from volcano_gif.render import FrameRenderer
 
     node = os.environ.get("SLURMD_NODENAME")
     logger.info("rendering frames %s of %d%s", frames, frame_count, f" on {node}" if node else "")
-    renderer = FrameRenderer(grid, frame_count)
-    for path in renderer.render_many(frames, paths.images):
-        print(path)
+    if timing is not None:
+        timing.imports_done = time.time()
+    try:
+        renderer = FrameRenderer(grid, frame_count, *args.size)
+        if timing is not None:
+            timing.ready = time.time()
+        for path in renderer.render_many(frames, paths.images, args.force, timing):
+            print(path)
+    finally:
+        if timing is not None:
+            timing.end = time.time()
+            try:
+                timing.save(paths.timing)
+            except OSError as error:
+                logger.warning("could not write this task's timing file: %s", error)
     return 0
 
 
@@ -135,43 +141,91 @@ def _assemble(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
     from volcano_gif.assembler import assemble
 
-    result = assemble(paths, check_frame_count(args.frame_count), args.gif_width)
+    result = assemble(paths, check_frame_count(args.frame_count), args.gif_width, size=args.size)
     for path in (result.mp4, result.gif, result.archive):
         print(path)
+    from volcano_gif.report import write_report_safely
+
+    write_report_safely(paths)
     return 0
 
 
 def _local(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
-    _use_project_matplotlib_cache(paths)
-    from volcano_gif.local_runner import run_local
+    use_project_matplotlib_cache(paths)
+    from volcano_gif.local_runner import RunCancelledError, run_local
 
-    result = run_local(paths, check_frame_count(args.frame_count), args.workers, args.gif_width)
+    try:
+        result = run_local(
+            paths, check_frame_count(args.frame_count), args.workers, args.gif_width,
+            args.size, resume=args.resume, force=args.force,
+        )  # fmt: skip
+    except RunCancelledError:
+        return 143
     for path in (result.mp4, result.gif, result.archive):
         print(path)
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from volcano_gif.watch import watch_run
+
+    if args.interval > args.max_interval:
+        raise UsageError("--interval must not be larger than --max-interval")
+    return watch_run(ProjectPaths(args.root.resolve()), args.interval, args.max_interval)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from volcano_gif.submission import cancel_run
+
+    return cancel_run(ProjectPaths(args.root.resolve()))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from volcano_gif.report import write_report
+
+    paths = ProjectPaths(args.root.resolve())
+    report = write_report(paths)
+    for line in report.summary:
+        print(line, file=sys.stderr)
+    print(report.tasks_csv)
+    print(report.timeline_png)
+    return 0
+
+
 def _add_gif_width(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--gif-width", type=_positive_int, default=DEFAULT_GIF_WIDTH, metavar="PX",
-        help="GIF width in pixels; the height keeps the aspect ratio (default %(default)s)",
+        "--gif-width", type=positive_int, default=None, metavar="PX",
+        help="GIF width in pixels; the height keeps the aspect ratio "
+        "(default 400, or the frame width if narrower)",
     )  # fmt: skip
 
 
-def build_parser(default_root: Path) -> argparse.ArgumentParser:
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{value} s is out of range: use 0.1 to 3600")
+    return value
+
+
+def build_parser(default_root: Path) -> Parser:
     """The ``volcano-gif`` parser, with its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="volcano-gif",
-        description="Render the rotating volcano, assemble the MP4 and GIF, or do both locally.",
+        description="Render the rotating volcano, assemble the MP4 and GIF, run both locally, "
+        "and follow, cancel or report on a run.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=Parser)  # fmt: skip
     render = commands.add_parser("render", help="render frames (what each array task runs)")
     _add_common(render, default_root)
     _add_render_options(render)
     render.set_defaults(run=_render)
     assemble = commands.add_parser(
-        "assemble", help="check the frames, write MP4, GIF and archive, then clean images/"
+        "assemble", help="check the frames, write MP4, GIF and archive, verify, clean images/"
     )
     _add_common(assemble, default_root)
     _add_gif_width(assemble)
@@ -180,16 +234,43 @@ def build_parser(default_root: Path) -> argparse.ArgumentParser:
     _add_common(local, default_root)
     _add_gif_width(local)
     local.add_argument(
-        "--workers", type=_positive_int, default=None, metavar="W",
+        "--workers", type=positive_int, default=None, metavar="W",
         help="worker processes (default: one per core)",
     )  # fmt: skip
+    local.add_argument(
+        "--resume", action="store_true",
+        help="finish the run in output/run.json: render only what is missing",
+    )  # fmt: skip
+    local.add_argument(
+        "--force", action="store_true",
+        help="render every frame again, even those already complete",
+    )  # fmt: skip
     local.set_defaults(run=_local)
+    watch = commands.add_parser(
+        "watch", help="follow the run in output/run.json until its GIF is made"
+    )
+    _add_root(watch, default_root)
+    watch.add_argument("--interval", type=_seconds, default=2.0, metavar="S",
+                       help="seconds before the second poll (default %(default)s)")  # fmt: skip
+    watch.add_argument("--max-interval", type=_seconds, default=30.0, metavar="S",
+                       help="longest wait between polls (default %(default)s)")  # fmt: skip
+    watch.set_defaults(run=_watch)
+    cancel = commands.add_parser(
+        "cancel", help="cancel the run in output/run.json; rendered frames are kept"
+    )
+    _add_root(cancel, default_root)
+    cancel.set_defaults(run=_cancel)
+    report = commands.add_parser(
+        "report", help="write output/report/ (tasks.csv, timeline.png) for the current run"
+    )
+    _add_root(report, default_root)
+    report.set_defaults(run=_report)
     return parser
 
 
-def build_volcano_parser(default_root: Path) -> argparse.ArgumentParser:
+def build_volcano_parser(default_root: Path) -> Parser:
     """The ``volcano.py`` parser: the render command on its own."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="volcano.py",
         description="Render frames of the rotating volcano into images/. "
         "Frame n of N is seen from elevation 30, azimuth 45 + n*360/N degrees.",
@@ -211,29 +292,41 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args)
     command: Callable[[argparse.Namespace], int] = args.run
+    return guarded(parser.prog, lambda: command(args))
+
+
+def guarded(prog: str, command: Callable[[], int]) -> int:
+    """Run ``command``; report a failure as one line (or a few, for frames) and a code."""
     from volcano_gif.commands import CommandError
 
     try:
-        return command(args)
+        return command()
     except ModuleNotFoundError as error:
         print(
-            f"{parser.prog}: error: Python package {error.name!r} is missing for {sys.executable}: "
+            f"{prog}: error: Python package {error.name!r} is missing for {sys.executable}: "
             "install the project (python3 -m venv .venv && .venv/bin/pip install -e .) "
             "or point VOLCANO_PYTHON at a Python that has it",
             file=sys.stderr,
         )
         return EXIT_FAILURE
     except UsageError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (CommandError, OSError, RuntimeError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``volcano-gif`` and ``python -m volcano_gif``."""
-    return _run(build_parser(Path.cwd()), argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in SUBMISSION_STEPS:
+        from volcano_gif import submission
+
+        step = submission.plan_main if arguments[0] == "plan-submission" else (
+            submission.record_main)  # fmt: skip
+        return guarded(submission.PROG, lambda: step(arguments[1:]))
+    return _run(build_parser(Path.cwd()), arguments)
 
 
 def volcano_main(root: Path, argv: Sequence[str] | None = None) -> int:

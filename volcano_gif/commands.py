@@ -1,8 +1,9 @@
 """Run external programs: argument lists only, never a shell.
 
-Every external command of the package goes through :func:`run` or
-:func:`run_concurrently`. A failure raises :class:`CommandError` with the
-command, its exit code and the end of its standard error.
+Every external command of the package goes through :func:`run`,
+:func:`run_capturing` or :func:`run_concurrently`. A failure raises
+:class:`CommandError` with the command, its exit code and the end of its
+standard error.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def run(args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | N
     return run_concurrently([args], cwd, env)[0]
 
 
+def run_capturing(
+    args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """Run ``args``; return its standard output and standard error, or raise."""
+    return _run_all([args], cwd, env)[0]
+
+
 def run_concurrently(
     commands: Sequence[Sequence[str]],
     cwd: Path | None = None,
@@ -50,6 +58,14 @@ def run_concurrently(
     If any failed, raise :class:`CommandError` for the first that did, after all
     have ended, so none is left running.
     """
+    return [stdout for stdout, _ in _run_all(commands, cwd, env)]
+
+
+def _run_all(
+    commands: Sequence[Sequence[str]],
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+) -> list[tuple[str, str]]:
     with contextlib.ExitStack() as stack:
         started = []
         try:
@@ -73,9 +89,10 @@ def run_concurrently(
             returncode = process.wait()
             stdout.seek(0)
             stderr.seek(0)
-            outputs.append(stdout.read().decode(errors="replace"))
+            out, err = (stream.read().decode(errors="replace") for stream in (stdout, stderr))
+            outputs.append((out, err))
             if returncode != 0 and failure is None:
-                failure = CommandError(args, returncode, stderr.read().decode(errors="replace"))
+                failure = CommandError(args, returncode, err)
         if failure is not None:
             raise failure
         return outputs

@@ -25,19 +25,58 @@ FRAME_SUFFIX = ".png"
 FRAME_PATTERN = f"{FRAME_PREFIX}%0{FRAME_DIGITS}d{FRAME_SUFFIX}"  # ffmpeg's form
 _FRAME_RE = re.compile(rf"^{FRAME_PREFIX}(\d{{{FRAME_DIGITS}}}){re.escape(FRAME_SUFFIX)}$")
 
-#: Folders, relative to the project root.
+#: Frame size in pixels: the original's 640x480 (matplotlib's default figure).
+DEFAULT_SIZE = (640, 480)
+MIN_SIDE = 16
+MAX_SIDE = 7680
+#: Each frame PNG carries a text chunk with this keyword saying which frame of
+#: which run it is, so that a frame of another run is never taken for this one.
+FRAME_LABEL_KEY = "volcano-gif"
+_LABEL_RE = re.compile(r"^frame (\d+) of (\d+), (\d+)x(\d+)$")
+#: Frames per second of the MP4 and the GIF (GIF delays are whole hundredths
+#: of a second, so 25 fps, 4/100 s, is exact).
+FPS = 25
+
+#: Folders and files, relative to the project root.
 DATA_FILE = Path("data/volcano.csv")
 IMAGES_DIR = Path("images")
 GIFS_DIR = Path("output/gifs")
 ARCHIVES_DIR = Path("output/archives")
 SLURM_LOG_DIR = Path("output/slurm_files")
+#: The run record: parameters, job ids, state and checksums of the current run.
+RUN_RECORD = Path("output/run.json")
+#: Held (fcntl.flock) by a local run for its whole length, and by a submission
+#: while it plans: one run per folder. The OS drops it when its process ends.
+FOLDER_LOCK = Path("output/.folder.lock")
+#: Held briefly by whoever rewrites the run record.
+RECORD_LOCK = Path("output/.run.json.lock")
+#: One small timing file per render task (array task or local worker).
+TIMING_DIR = Path("output/timing")
+#: The run report: tasks.csv, timeline.png, summary.txt.
+REPORT_DIR = Path("output/report")
 MPL_CACHE_DIR = Path(".cache/matplotlib")
 MP4_NAME = "volcano.mp4"
-#: GIF width in pixels by default; the height keeps the frames' aspect ratio.
+#: GIF width in pixels by default (never wider than the frames); the height
+#: keeps the frames' aspect ratio.
 DEFAULT_GIF_WIDTH = 400
 GIF_NAME = "volcano.gif"
 ARCHIVE_PREFIX = "volcano-images-"
 ARCHIVE_STAMP_FORMAT = "%Y%m%dT%H%M%S"  # no colons: GNU tar reads host:file
+#: The copy of the run record that every archive carries.
+ARCHIVE_RECORD_NAME = "run.json"
+
+#: The scripts of the project folder.
+RENDER_SCRIPT = "volcano.py"
+ARRAY_SCRIPT = "generate_frames.slurm"
+ASSEMBLY_SCRIPT = "create_gif.slurm"
+SUBMIT_SCRIPT = "submit-gif-job"
+#: The one command that finishes an interrupted run.
+RESUME_COMMAND = f"bash {SUBMIT_SCRIPT} --resume"
+
+#: Slurm's default MaxArraySize: array indices run 0..MaxArraySize-1.
+DEFAULT_MAX_ARRAY_SIZE = 1001
+#: The largest --frames-per-task and --max-running we accept.
+MAX_TASK_OPTION = 9999
 
 #: Slurm log file patterns: one file per array task (%A job, %a task).
 SLURM_ARRAY_LOG_OUT = f"{SLURM_LOG_DIR}/%x-%A_%a.out"
@@ -65,6 +104,55 @@ def check_frame(frame: int, frame_count: int) -> int:
             f"(the frame count is {frame_count})"
         )
     return frame
+
+
+def check_task_option(name: str, value: int) -> int:
+    """Return ``value`` if it is a usable --frames-per-task or --max-running."""
+    if not 1 <= value <= MAX_TASK_OPTION:
+        raise UsageError(f"{name} {value} is out of range: use 1 to {MAX_TASK_OPTION}")
+    return value
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` -> ``(640, 480)``, or :class:`UsageError`."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise UsageError(f"size {text!r} is not of the form WIDTHxHEIGHT, e.g. 640x480")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise UsageError(
+            f"size {width}x{height} is out of range: each side {MIN_SIDE} to {MAX_SIDE} pixels"
+        )
+    return width, height
+
+
+def format_size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def frame_label(frame: int, frame_count: int, size: tuple[int, int]) -> str:
+    """What a frame's PNG says it is: ``"frame 7 of 360, 640x480"``."""
+    return f"frame {frame} of {frame_count}, {format_size(size)}"
+
+
+def parse_frame_label(label: str) -> tuple[int, int, tuple[int, int]] | None:
+    """``(frame, frame_count, size)`` from :func:`frame_label`'s text, else None."""
+    match = _LABEL_RE.match(label)
+    if match is None:
+        return None
+    frame, count, width, height = (int(group) for group in match.groups())
+    return frame, count, (width, height)
+
+
+def gif_size(size: tuple[int, int], gif_width: int) -> tuple[int, int]:
+    """The GIF's size: ``gif_width`` wide, the height rounded as ffmpeg's ``scale=W:-1``."""
+    width, height = size
+    return gif_width, (gif_width * height + width // 2) // width
+
+
+def default_gif_width(size: tuple[int, int]) -> int:
+    """400 pixels, or the frame width if the frames are narrower."""
+    return min(DEFAULT_GIF_WIDTH, size[0])
 
 
 def frame_name(frame: int) -> str:
@@ -113,6 +201,25 @@ def task_frames(task: int, frames_per_task: int, frame_count: int) -> range:
         )
     first = (task - 1) * frames_per_task + FIRST_FRAME
     return range(first, min(first + frames_per_task, frame_count + FIRST_FRAME))
+
+
+def task_of_frame(frame: int, frames_per_task: int) -> int:
+    """The array task (1-based) whose block holds ``frame``."""
+    return (frame - FIRST_FRAME) // frames_per_task + 1
+
+
+def fit_frames_per_task(frame_count: int, frames_per_task: int, max_array_size: int) -> int:
+    """The smallest frames per task, at least ``frames_per_task``, whose task
+    indices (1..tasks) stay below Slurm's ``max_array_size``."""
+    largest_index = max_array_size - 1
+    if largest_index < 1:
+        raise UsageError(
+            f"this cluster's MaxArraySize is {max_array_size}: it allows no array task 1, "
+            "so job arrays cannot run here; ask your admins, or run with --local"
+        )
+    if task_count(frame_count, frames_per_task) <= largest_index:
+        return frames_per_task
+    return math.ceil(frame_count / largest_index)
 
 
 def split_evenly(frames: range, parts: int) -> list[range]:
@@ -174,6 +281,30 @@ class ProjectPaths:
         return self.root / MPL_CACHE_DIR
 
     @property
+    def output(self) -> Path:
+        return self.root / RUN_RECORD.parent
+
+    @property
+    def run_record(self) -> Path:
+        return self.root / RUN_RECORD
+
+    @property
+    def folder_lock(self) -> Path:
+        return self.root / FOLDER_LOCK
+
+    @property
+    def record_lock(self) -> Path:
+        return self.root / RECORD_LOCK
+
+    @property
+    def timing(self) -> Path:
+        return self.root / TIMING_DIR
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_DIR
+
+    @property
     def mp4(self) -> Path:
         return self.gifs / MP4_NAME
 
@@ -183,3 +314,10 @@ class ProjectPaths:
 
     def frame(self, frame: int) -> Path:
         return self.images / frame_name(frame)
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the project root when it is inside it."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)

@@ -1,9 +1,12 @@
 """Run the pipeline on one machine: render on every core, then assemble.
 
 This is the same array-then-dependent-job shape as on Slurm. Each worker process
-builds one figure and renders a contiguous block of frames with it. The
-assembly runs once every render has ended, whatever their outcome (Slurm's
-``afterany``), so missing frames are reported by the assembler, never skipped.
+builds one figure and renders contiguous blocks of frames with it, skipping
+frames that are already complete. The assembly runs once every render has ended,
+whatever their outcome (Slurm's ``afterany``), so missing frames are reported by
+the assembler, never skipped. The run holds the folder (one run per folder),
+keeps ``output/run.json`` up to date, shows its progress, and writes the same
+run report as a Slurm run.
 """
 
 from __future__ import annotations
@@ -11,18 +14,51 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.queues import SimpleQueue
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import numpy.typing as npt
 
 from volcano_gif.assembler import AssemblyResult, assemble
 from volcano_gif.data import load_grid
-from volcano_gif.layout import DEFAULT_GIF_WIDTH, ProjectPaths, expected_frames, split_evenly
+from volcano_gif.frames import check_frames, frames_of_other_runs
+from volcano_gif.layout import (
+    DEFAULT_FRAME_COUNT,
+    DEFAULT_SIZE,
+    FPS,
+    SUBMIT_SCRIPT,
+    ProjectPaths,
+    UsageError,
+    check_frame_count,
+    default_gif_width,
+    expected_frames,
+    split_evenly,
+)
+from volcano_gif.progress import FrameProgress
 from volcano_gif.render import DEFAULT_PNG_LEVEL, FrameRenderer
+from volcano_gif.run_guard import check_writable, holding_folder, refuse_if_active
+from volcano_gif.run_record import (
+    Mode,
+    Parameters,
+    RunRecord,
+    RunState,
+    new_record,
+    now,
+    read_record,
+    require_record,
+    update_record,
+    write_record,
+)
+from volcano_gif.task_timing import TaskTiming, node_name
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +66,63 @@ logger = logging.getLogger(__name__)
 #: the queue costs nothing (a chunk of 360 frames / 2 workers / 8 is 22 frames).
 CHUNKS_PER_WORKER = 8
 
-_worker_renderer: FrameRenderer | None = None
+
+class RunCancelledError(RuntimeError):
+    """The local run was stopped (Ctrl-C, or SIGTERM from --cancel)."""
 
 
-def _start_worker(grid: npt.NDArray[np.float64], frame_count: int, png_level: int) -> None:
-    global _worker_renderer
-    _worker_renderer = FrameRenderer(grid, frame_count, png_level=png_level)
+@dataclass(frozen=True)
+class _WorkerSettings:
+    """What every worker process starts with."""
+
+    grid: npt.NDArray[np.float64]
+    frame_count: int
+    size: tuple[int, int]
+    png_level: int
+    done: SimpleQueue[int]  # each worker puts every frame it finishes here
+    timing_dir: Path | None
+    run_id: str | None
+    force: bool
 
 
-def _render_block(frames: range, images_dir: Path) -> dict[int, str]:
+class _Worker:
+    """What one worker process keeps between chunks."""
+
+    renderer: FrameRenderer | None = None
+    timing: TaskTiming | None = None
+    settings: _WorkerSettings | None = None
+
+
+def _start_worker(settings: _WorkerSettings) -> None:
+    # Ctrl-C reaches the whole process group: the main process handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # One line per frame is for array tasks' logs; here the progress bar shows it.
+    logging.getLogger("volcano_gif.render").setLevel(logging.WARNING)
+    timing = TaskTiming.for_local_worker(settings.run_id) if settings.run_id else None
+    _Worker.renderer = FrameRenderer(
+        settings.grid, settings.frame_count, *settings.size, png_level=settings.png_level
+    )
+    if timing is not None:
+        timing.imports_done = timing.ready = time.time()
+    _Worker.timing, _Worker.settings = timing, settings
+
+
+def _render_block(frames: range | list[int], images_dir: Path) -> dict[int, str]:
     """Render a block in a worker; return ``{frame: error}`` for frames that failed."""
-    if _worker_renderer is None:
+    renderer, timing, settings = _Worker.renderer, _Worker.timing, _Worker.settings
+    if renderer is None or settings is None:
         raise RuntimeError("worker started without a renderer")
     failures: dict[int, str] = {}
     for frame in frames:
         try:
-            _worker_renderer.render(frame, images_dir)
+            renderer.render_many([frame], images_dir, settings.force, timing)
         except Exception as error:  # noqa: BLE001  (afterany: report, go on)
             failures[frame] = f"{type(error).__name__}: {error}"
+        settings.done.put(frame)
+    if timing is not None and settings.timing_dir is not None:
+        timing.end = time.time()
+        timing.save(settings.timing_dir)
     return failures
 
 
@@ -58,59 +133,206 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Turn SIGTERM (``submit-gif-job --cancel``) into Ctrl-C, for the main process."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def render_frames(
     paths: ProjectPaths,
     frame_count: int,
     workers: int | None = None,
+    *,
     png_level: int = DEFAULT_PNG_LEVEL,
+    frames: Collection[int] | None = None,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    force: bool = False,
+    run_id: str | None = None,
 ) -> dict[int, str]:
-    """Render every frame on ``workers`` processes; return the failures."""
+    """Render ``frames`` (default: every frame) on ``workers`` processes; return the failures.
+
+    With ``run_id``, each worker writes its timing file for the run report.
+    """
     grid = load_grid(paths.data_file)
     paths.images.mkdir(parents=True, exist_ok=True)
-    workers = min(workers or default_workers(), frame_count)
+    wanted = sorted(expected_frames(frame_count) if frames is None else frames)
+    if not wanted:
+        return {}
+    workers = min(workers or default_workers(), len(wanted))
     # Contiguous chunks, several per worker, from one queue: a worker that gets
     # ahead takes the next chunk instead of idling at the end. Each worker keeps
     # its one figure for all the chunks it renders.
-    blocks = split_evenly(expected_frames(frame_count), workers * CHUNKS_PER_WORKER)
+    blocks = [
+        wanted[block.start : block.stop]
+        for block in split_evenly(range(len(wanted)), workers * CHUNKS_PER_WORKER)
+    ]
     # fork shares the imported matplotlib with the workers; elsewhere spawn.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    done: SimpleQueue[int] = context.SimpleQueue()
+    timing_dir = paths.timing if run_id else None
     failures: dict[int, str] = {}
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_start_worker,
-        initargs=(grid, frame_count, png_level),
-    ) as pool:
-        futures: list[tuple[range, Future[dict[int, str]]]] = [
-            (block, pool.submit(_render_block, block, paths.images)) for block in blocks
-        ]
-        for block, future in futures:
+    progress = FrameProgress(len(wanted))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start_worker,
+        initargs=(_WorkerSettings(grid, frame_count, size, png_level, done, timing_dir, run_id,
+                                  force),),
+    )  # fmt: skip
+    try:
+        futures: dict[Future[dict[int, str]], list[int]] = {
+            pool.submit(_render_block, block, paths.images): block for block in blocks
+        }
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.2)
+            while not done.empty():
+                done.get()
+                progress.update()
+        for future, block in futures.items():
             try:
                 failures.update(future.result())
             except Exception as crash:  # noqa: BLE001  (a worker died: its frames failed)
                 failures.update({frame: f"worker failed: {crash}" for frame in block})
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise RunCancelledError("stopped") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.close()
     for frame, reason in sorted(failures.items()):
         logger.error("frame %d failed: %s", frame, reason)
     logger.info(
         "rendered %d of %d frames on %d workers",
-        frame_count - len(failures), frame_count, workers,
+        len(wanted) - len(failures), len(wanted), workers,
     )  # fmt: skip
     return failures
 
 
+def _begin(
+    paths: ProjectPaths,
+    parameters: Parameters,
+    resume: bool,
+    force: bool,
+    record: RunRecord | None,
+) -> tuple[RunRecord, list[int] | None]:
+    """Write the run record of a new or resumed run; return it and the frames to render.
+
+    ``None`` means every frame (each worker keeps frames that are complete already).
+    """
+    if resume:
+        if record is None:
+            record = require_record(paths)
+        if run_is_complete(paths, record):
+            raise UsageError(f"run {record.run_id} is complete already: nothing to resume")
+        todo = sorted(check_frames(paths.images, record.parameters.frame_count,
+                                   record.parameters.size))  # fmt: skip
+
+        def resumed(current: RunRecord) -> None:
+            current.mode = Mode.LOCAL.value
+            current.state = RunState.RENDERING.value
+            current.submitter = {"host": node_name(), "pid": os.getpid()}
+            current.note("resumed", f"locally: {len(todo)} frames to render")
+
+        return update_record(paths, resumed, record.run_id) or record, todo
+    if not force:
+        refuse_frames_of_other_runs(paths, parameters)
+    record = new_record(Mode.LOCAL, parameters)
+    record.state = RunState.RENDERING.value
+    record.submitted = record.started = now()
+    write_record(paths, record)
+    return record, None
+
+
+def refuse_frames_of_other_runs(paths: ProjectPaths, parameters: Parameters) -> None:
+    """Refuse to overwrite complete frames that belong to another run."""
+    others = frames_of_other_runs(paths.images, parameters.frame_count, parameters.size)
+    if others:
+        first = min(others)
+        raise UsageError(
+            f"images/ holds {len(others)} complete frames of another run (frame {first} "
+            f"{others[first].split(' (')[0].removeprefix('is not ')}...), which this run of "
+            f"{parameters.describe()} would overwrite: finish that run with "
+            f"bash {SUBMIT_SCRIPT} --resume, or start over with --force"
+        )
+
+
+def run_is_complete(paths: ProjectPaths, record: RunRecord) -> bool:
+    """True if the run was assembled and its outputs are on disk, checksums intact."""
+    return record.state == RunState.ASSEMBLED and outputs_verified(paths, record)
+
+
+def outputs_verified(paths: ProjectPaths, record: RunRecord) -> bool:
+    """True if every output in the record is on disk with its recorded checksum."""
+    from volcano_gif.verify import sha256_of
+
+    if set(record.outputs) != {"mp4", "gif", "archive"}:
+        return False
+    for output in record.outputs.values():
+        path = paths.root / output.path
+        if not path.is_file() or sha256_of(path) != output.sha256:
+            return False
+    return True
+
+
 def run_local(
     paths: ProjectPaths,
-    frame_count: int,
+    frame_count: int = DEFAULT_FRAME_COUNT,
     workers: int | None = None,
-    gif_width: int = DEFAULT_GIF_WIDTH,
+    gif_width: int | None = None,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    *,
+    resume: bool = False,
+    force: bool = False,
 ) -> AssemblyResult:
     """Render on all cores, then assemble whatever the renders' outcome.
 
-    The result's ``times`` hold the render stage and the assembly's stages.
+    With ``resume``, the parameters come from ``output/run.json`` and only the
+    missing or broken frames are rendered. The result's ``times`` hold the
+    render stage and the assembly's stages.
     """
-    began = time.perf_counter()
-    render_frames(paths, frame_count, workers)
-    rendered = time.perf_counter() - began
-    result = assemble(paths, frame_count, gif_width)
-    result.times["render"] = rendered
+    parameters = Parameters(
+        check_frame_count(frame_count), 1, size[0], size[1], FPS,
+        gif_width or default_gif_width(size),
+    )  # fmt: skip
+    check_writable(paths.output)
+    found = require_record(paths) if resume else read_record(paths)
+    refuse_if_active(paths, found)
+    with holding_folder(paths, "a local run"), _stopped_by_signals():
+        record, todo = _begin(paths, parameters, resume, force, found)
+        parameters = record.parameters
+        began = time.perf_counter()
+        try:
+            if todo is None or todo:
+                render_frames(paths, parameters.frame_count, workers, frames=todo,
+                              size=parameters.size, force=force, run_id=record.run_id)  # fmt: skip
+        except RunCancelledError:
+            _record_cancelled(paths, record)
+            raise
+        rendered = time.perf_counter() - began
+        result = assemble(paths, parameters.frame_count, parameters.gif_width,
+                          size=parameters.size)  # fmt: skip
+        result.times["render"] = rendered
+    from volcano_gif.report import write_report_safely
+
+    write_report_safely(paths)
     return result
+
+
+def _record_cancelled(paths: ProjectPaths, record: RunRecord) -> None:
+    def cancelled(current: RunRecord) -> None:
+        current.state = RunState.CANCELLED.value
+        current.note("cancelled", "local run stopped; rendered frames kept")
+
+    update_record(paths, cancelled, record.run_id)
+    logger.warning(
+        "stopped: every rendered frame is kept in images/; finish the run with: "
+        "bash %s --resume", SUBMIT_SCRIPT,
+    )  # fmt: skip

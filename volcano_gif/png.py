@@ -24,11 +24,22 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def encode_rgb(pixels: npt.NDArray[np.uint8], level: int = 1) -> bytes:
+def _text_chunk(keyword: str, text: str) -> bytes:
+    """A tEXt chunk: Latin-1 keyword (1 to 79 characters), NUL, Latin-1 text."""
+    if not 1 <= len(keyword) <= 79 or "\0" in keyword + text:
+        raise ValueError(f"not a valid PNG text keyword and text: {keyword!r}, {text!r}")
+    return _chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + text.encode("latin-1"))
+
+
+def encode_rgb(
+    pixels: npt.NDArray[np.uint8], level: int = 1, text: dict[str, str] | None = None
+) -> bytes:
     """Encode an (height, width, 3) uint8 array as a PNG file's bytes.
 
     ``pixels`` may be a strided view, such as the RGB part of an RGBA buffer:
-    it is copied once, straight into the rows that zlib compresses.
+    it is copied once, straight into the rows that zlib compresses. ``text``
+    becomes tEXt chunks before the image data, where a reader finds them
+    without decoding the pixels (Pillow: ``Image.open(path).info``).
     """
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError(
@@ -43,6 +54,7 @@ def encode_rgb(pixels: npt.NDArray[np.uint8], level: int = 1) -> bytes:
     return (
         SIGNATURE
         + _chunk(b"IHDR", header)
+        + b"".join(_text_chunk(key, value) for key, value in (text or {}).items())
         + _chunk(b"IDAT", zlib.compress(rows.data, level))
         + _chunk(b"IEND", b"")
     )

@@ -10,6 +10,7 @@ name in the same folder, then renamed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,13 +23,23 @@ from matplotlib.path import Path as MplPath
 from mpl_toolkits.mplot3d import Axes3D, proj3d  # type: ignore[import-untyped]
 
 from volcano_gif.files import write_atomically
-from volcano_gif.layout import ELEVATION, azimuth, check_frame, check_frame_count, frame_name
+from volcano_gif.frames import inspect_frame
+from volcano_gif.layout import (
+    DEFAULT_SIZE,
+    ELEVATION,
+    FRAME_LABEL_KEY,
+    azimuth,
+    check_frame,
+    check_frame_count,
+    frame_label,
+    frame_name,
+)
 from volcano_gif.png import encode_rgb
+from volcano_gif.task_timing import TaskTiming
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WIDTH = 640
-DEFAULT_HEIGHT = 480
+DEFAULT_WIDTH, DEFAULT_HEIGHT = DEFAULT_SIZE
 DPI = 100
 #: zlib level for frame PNGs (see volcano_gif.png). 1 is far faster than the
 #: default 6; the frames are packed into a .tar.gz anyway.
@@ -117,6 +128,7 @@ class FrameRenderer:
         if grid.ndim != 2 or min(grid.shape) < 2:
             raise ValueError(f"the height grid must be 2-D and at least 2x2, not {grid.shape}")
         self.frame_count = check_frame_count(frame_count)
+        self.size = (width, height)
         self.png_level = png_level
         self.figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
         self.canvas = FigureCanvasAgg(self.figure)
@@ -159,18 +171,50 @@ class FrameRenderer:
         return self._draw_in_canvas(frame).copy()
 
     def render(self, frame: int, images_dir: Path) -> Path:
-        """Draw frame ``frame`` into ``images_dir`` atomically and return its path."""
+        """Draw frame ``frame`` into ``images_dir`` atomically and return its path.
+
+        The PNG is labelled with the frame, the frame count and the size, so
+        that it can never be taken for a frame of another run.
+        """
         target = images_dir / frame_name(frame)
         # Encoded straight from the canvas: no copy of the pixels in between.
-        data = encode_rgb(self._draw_in_canvas(frame), self.png_level)
+        label = {FRAME_LABEL_KEY: frame_label(frame, self.frame_count, self.size)}
+        data = encode_rgb(self._draw_in_canvas(frame), self.png_level, label)
         write_atomically(target, lambda temporary: temporary.write_bytes(data))
         return target
 
-    def render_many(self, frames: Iterable[int], images_dir: Path) -> list[Path]:
-        """Render several frames with this one figure."""
+    def is_done(self, frame: int, images_dir: Path) -> bool:
+        """True if ``images_dir`` holds this frame, complete (see volcano_gif.frames)."""
+        target = images_dir / frame_name(frame)
+        return target.is_file() and (
+            inspect_frame(target, frame, self.frame_count, self.size) is None
+        )
+
+    def render_many(
+        self,
+        frames: Iterable[int],
+        images_dir: Path,
+        force: bool = False,
+        timing: TaskTiming | None = None,
+    ) -> list[Path]:
+        """Render several frames with this one figure.
+
+        A frame that is already on disk, complete, is kept as it is, unless
+        ``force``: so a task that runs again (a requeue, a resume) does only
+        what is left.
+        """
         images_dir.mkdir(parents=True, exist_ok=True)
-        written = []
+        paths = []
         for frame in frames:
-            written.append(self.render(frame, images_dir))
-            logger.info("rendered frame %d: %s", frame, written[-1])
-        return written
+            if not force and self.is_done(frame, images_dir):
+                paths.append(images_dir / frame_name(frame))
+                logger.info("kept frame %d, already complete: %s", frame, paths[-1])
+                if timing is not None:
+                    timing.skipped.append(frame)
+                continue
+            started = time.time()
+            paths.append(self.render(frame, images_dir))
+            if timing is not None:
+                timing.frame_done(frame, started)
+            logger.info("rendered frame %d: %s", frame, paths[-1])
+        return paths

@@ -1,0 +1,133 @@
+"""The run record: its fields against the schema, atomic writes, no lost update."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.run_record import (
+    SCHEMA_FILE,
+    Event,
+    Mode,
+    OutputFile,
+    Parameters,
+    RecordError,
+    RunRecord,
+    Submission,
+    new_record,
+    read_record,
+    require_record,
+    update_record,
+    write_record,
+)
+
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+
+
+def _record() -> RunRecord:
+    record = new_record(Mode.SLURM, Parameters(36, 1, 640, 480, 25, 400, 4), "22.05.8")
+    record.submissions.append(Submission(
+        "start", record.created, "1-36%4", 1,
+        [["sbatch", "--parsable", "--array=1-36%4", "generate_frames.slurm"]], "12", "13",
+    ))  # fmt: skip
+    record.outputs["gif"] = OutputFile("output/gifs/volcano.gif", "a" * 64, 10, 36, 400, 300)
+    record.frames_sha256["image0001.png"] = "b" * 64
+    return record
+
+
+def test_a_record_validates_against_the_schema_and_round_trips() -> None:
+    record = _record()
+    data = record.to_json()
+    jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert RunRecord.from_json(json.loads(json.dumps(data))) == record
+
+
+@pytest.mark.parametrize(
+    ("kind", "schema_path"),
+    [
+        (RunRecord, []),
+        (Parameters, ["properties", "parameters"]),
+        (Submission, ["properties", "submissions", "items"]),
+        (Event, ["properties", "events", "items"]),
+        (OutputFile, ["$defs", "output"]),
+    ],
+)
+def test_the_schema_names_exactly_the_dataclass_fields(kind: type, schema_path: list[str]) -> None:
+    node: dict[str, Any] = SCHEMA
+    for key in schema_path:
+        node = node[key]
+    assert set(node["properties"]) == {field.name for field in dataclasses.fields(kind)}
+    assert node.get("additionalProperties") is False
+
+
+def test_the_schema_rejects_a_record_with_a_wrong_field() -> None:
+    data = _record().to_json()
+    data["state"] = "finished"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, SCHEMA)
+
+
+def test_write_is_atomic_and_leaves_no_temporary(tmp_path: Path) -> None:
+    paths = ProjectPaths(tmp_path)
+    write_record(paths, _record())
+    assert sorted(p.name for p in paths.output.iterdir()) == ["run.json"]
+    assert read_record(paths) == _record().__class__.from_json(
+        json.loads(paths.run_record.read_text())
+    )
+
+
+def test_a_broken_record_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    paths = ProjectPaths(tmp_path)
+    paths.output.mkdir()
+    paths.run_record.write_text('{"schema_version": 1, "run_id": ')
+    with pytest.raises(RecordError) as raised:
+        read_record(paths)
+    assert "\n" not in str(raised.value)
+    assert "not a run record of this version" in str(raised.value)
+    assert "move it away to start a new run" in str(raised.value)
+
+
+def test_no_record_means_nothing_to_resume(tmp_path: Path) -> None:
+    with pytest.raises(RecordError, match=r"no run record \(output/run.json\) in .*bash submit"):
+        require_record(ProjectPaths(tmp_path))
+
+
+def _add_events(root: str, worker: int) -> None:
+    paths = ProjectPaths(Path(root))
+    for index in range(40):
+
+        def add(record: RunRecord, detail: str = str(index)) -> None:
+            record.note(f"worker {worker}", detail)
+
+        update_record(paths, add)
+
+
+def test_concurrent_updates_lose_nothing(tmp_path: Path) -> None:
+    paths = ProjectPaths(tmp_path)
+    write_record(paths, _record())
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_add_events, args=(str(tmp_path), w)) for w in range(3)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+    events = require_record(paths).events
+    for worker in range(3):
+        assert [e.detail for e in events if e.event == f"worker {worker}"] == [
+            str(index) for index in range(40)
+        ]
+
+
+def test_an_update_for_another_run_changes_nothing(tmp_path: Path) -> None:
+    paths = ProjectPaths(tmp_path)
+    write_record(paths, _record())
+    before = paths.run_record.read_text()
+    assert update_record(paths, lambda record: record.note("x"), run_id="someone-else") is None
+    assert paths.run_record.read_text() == before

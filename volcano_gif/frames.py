@@ -1,0 +1,129 @@
+"""Is a frame on disk the complete frame this run wants?
+
+A frame is usable when its file decodes in full, has the run's size, and its
+PNG label (see :func:`volcano_gif.layout.frame_label`) names this frame of a
+run with this frame count and size. Render tasks ask this before skipping a
+frame that exists; the assembler asks it of every frame before using any.
+Pillow is imported only when a frame file exists, so that a render task that
+starts from an empty folder does not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from volcano_gif.layout import (
+    FRAME_LABEL_KEY,
+    expected_frames,
+    format_size,
+    frame_label,
+    frame_name,
+    frame_number,
+)
+
+
+class Verdict(Enum):
+    """What is wrong with a frame file."""
+
+    MISSING = "missing"
+    BROKEN = "broken"  # not a file, or does not decode in full
+    OTHER_RUN = "other run"  # decodes, but is another run's frame (size or label)
+
+
+@dataclass(frozen=True)
+class FrameProblem:
+    verdict: Verdict
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def inspect_frame(
+    path: Path, frame: int, frame_count: int, size: tuple[int, int]
+) -> FrameProblem | None:
+    """What is wrong with the file at ``path`` as frame ``frame`` of this run, or None."""
+    if not path.exists():
+        return FrameProblem(Verdict.MISSING, f"missing: {path}")
+    if not path.is_file():
+        return FrameProblem(Verdict.BROKEN, f"is not a file: {path}")
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            label = image.info.get(FRAME_LABEL_KEY)
+            image.load()
+            found_size = image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        return FrameProblem(Verdict.BROKEN, f"does not decode: {path} ({error})")
+    if found_size != size:
+        return FrameProblem(
+            Verdict.OTHER_RUN, f"is {format_size(found_size)}, not {format_size(size)}: {path}"
+        )
+    wanted = frame_label(frame, frame_count, size)
+    if label != wanted:
+        found = f"its label says {label!r}" if label else "it has no volcano-gif label"
+        return FrameProblem(Verdict.OTHER_RUN, f"is not {wanted} ({found}): {path}")
+    return None
+
+
+def frame_problem(path: Path, frame: int, frame_count: int, size: tuple[int, int]) -> str | None:
+    """Why the file at ``path`` is not frame ``frame`` of this run, or None if it is."""
+    problem = inspect_frame(path, frame, frame_count, size)
+    return None if problem is None else problem.text
+
+
+def check_frames(
+    images_dir: Path,
+    frame_count: int,
+    size: tuple[int, int],
+    frames: Iterable[int] | None = None,
+) -> dict[int, str]:
+    """``{frame: problem}`` for every frame of ``frames`` (default: all) that is unusable.
+
+    Every frame is decoded in full; Pillow releases the GIL while it decodes,
+    so threads share the work across cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = list(expected_frames(frame_count) if frames is None else frames)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = pool.map(
+            lambda frame: frame_problem(images_dir / frame_name(frame), frame, frame_count, size),
+            wanted,
+        )
+        return {
+            frame: problem
+            for frame, problem in zip(wanted, problems, strict=True)
+            if problem is not None
+        }
+
+
+def frames_on_disk(images_dir: Path) -> list[int]:
+    """The frame numbers named in ``images_dir`` (by name only: nothing is opened)."""
+    try:
+        names = os.listdir(images_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(number for number in map(frame_number, names) if number is not None)
+
+
+def frames_of_other_runs(
+    images_dir: Path, frame_count: int, size: tuple[int, int]
+) -> dict[int, str]:
+    """Frames on disk that a run of ``frame_count`` frames at ``size`` would overwrite.
+
+    Those are frames that decode but are labelled as another run's (or not at
+    all). Broken files and half-written ones are not counted: nothing of value
+    is lost when they are rendered again.
+    """
+    found: dict[int, str] = {}
+    for frame in frames_on_disk(images_dir):
+        problem = inspect_frame(images_dir / frame_name(frame), frame, frame_count, size)
+        if problem is not None and problem.verdict is Verdict.OTHER_RUN:
+            found[frame] = problem.text
+    return found

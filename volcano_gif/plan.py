@@ -1,0 +1,135 @@
+"""What to submit: the array's index list and the exact sbatch commands.
+
+Pure functions, with no Slurm calls, so that every plan can be checked exactly
+in tests: which tasks render which frames, how the array fits under the
+cluster's MaxArraySize, and the two sbatch command lines that
+``submit-gif-job`` runs (it builds the same lines from the plan files written
+by :mod:`volcano_gif.submission`; a test holds the two together).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from volcano_gif.layout import (
+    ARRAY_SCRIPT,
+    ASSEMBLY_SCRIPT,
+    DEFAULT_SIZE,
+    compress_ranges,
+    default_gif_width,
+    expected_frames,
+    fit_frames_per_task,
+    format_size,
+    task_count,
+    task_frames,
+    task_of_frame,
+)
+from volcano_gif.run_record import Parameters
+
+#: Stands for the frame array's job id in a command shown before it exists.
+ARRAY_ID_PLACEHOLDER = "<array job id>"
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """The array job of one submission."""
+
+    frames_per_task: int
+    tasks: list[int]  # array task indices, 1-based
+    frame_count: int
+    max_running: int | None = None
+    #: Set when frames per task had to grow to fit MaxArraySize: says so in one line.
+    note: str | None = None
+
+    @property
+    def spec(self) -> str:
+        """The ``--array`` value: ``1-360``, ``3,17,200-215``, with ``%M`` if throttled."""
+        indices = compress_ranges(self.tasks)
+        return f"{indices}%{self.max_running}" if self.max_running else indices
+
+    def frames(self) -> list[int]:
+        """Every frame the array's tasks are responsible for, in order."""
+        return [
+            frame
+            for task in self.tasks
+            for frame in task_frames(task, self.frames_per_task, self.frame_count)
+        ]
+
+
+def plan_array(
+    frame_count: int,
+    frames_per_task: int,
+    max_array_size: int,
+    max_running: int | None = None,
+    frames_to_render: Collection[int] | None = None,
+) -> ArrayPlan:
+    """The array that renders ``frames_to_render`` (default: every frame).
+
+    Task k renders the k-th block of ``frames_per_task`` frames. If the last
+    task's index would reach the cluster's MaxArraySize, frames per task grows
+    to the smallest value that fits, and the plan's note says so. For a resume,
+    only the tasks whose blocks hold a frame to render are listed.
+    """
+    fitted = fit_frames_per_task(frame_count, frames_per_task, max_array_size)
+    note = None
+    if fitted != frames_per_task:
+        note = (
+            f"{frame_count} frames at {frames_per_task} per task need array indices up to "
+            f"{task_count(frame_count, frames_per_task)}, but this cluster's MaxArraySize is "
+            f"{max_array_size} (indices up to {max_array_size - 1}): rendering {fitted} "
+            f"frames per task instead, as {task_count(frame_count, fitted)} tasks"
+        )
+    wanted = expected_frames(frame_count) if frames_to_render is None else frames_to_render
+    tasks = sorted({task_of_frame(frame, fitted) for frame in wanted})
+    return ArrayPlan(fitted, tasks, frame_count, max_running, note)
+
+
+def render_options(parameters: Parameters, frames_per_task: int, force: bool = False) -> list[str]:
+    """The options each array task passes to ``volcano.py`` (after ``--array-task K``)."""
+    options = [
+        "--frame-count", str(parameters.frame_count),
+        "--frames-per-task", str(frames_per_task),
+    ]  # fmt: skip
+    if parameters.size != DEFAULT_SIZE:
+        options += ["--size", format_size(parameters.size)]
+    if force:
+        options.append("--force")
+    return options
+
+
+def assembly_options(parameters: Parameters) -> list[str]:
+    """The options the assembly job passes to ``volcano-gif assemble``."""
+    options = ["--frame-count", str(parameters.frame_count)]
+    if parameters.size != DEFAULT_SIZE:
+        options += ["--size", format_size(parameters.size)]
+    if parameters.gif_width != default_gif_width(parameters.size):
+        options += ["--gif-width", str(parameters.gif_width)]
+    return options
+
+
+def array_command(
+    array: ArrayPlan, sbatch_options: Sequence[str], render: Sequence[str]
+) -> list[str]:
+    """``sbatch --parsable --array=... [yours] generate_frames.slurm [render options]``."""
+    return ["sbatch", "--parsable", f"--array={array.spec}", *sbatch_options, ARRAY_SCRIPT,
+            *render]  # fmt: skip
+
+
+def assembly_command(
+    array_job_id: str | None, sbatch_options: Sequence[str], assembly: Sequence[str]
+) -> list[str]:
+    """``sbatch --parsable [--dependency=afterany:ID] [yours] create_gif.slurm [options]``.
+
+    ``afterany``: the assembly starts once every array task has ended, whatever
+    its exit code, and itself checks that every frame is there.
+    """
+    dependency = [f"--dependency=afterany:{array_job_id}"] if array_job_id else []
+    return ["sbatch", "--parsable", *dependency, *sbatch_options, ASSEMBLY_SCRIPT,
+            *assembly]  # fmt: skip
+
+
+def show(command: Sequence[str]) -> str:
+    """``command`` as a shell line; the array job id placeholder is left readable."""
+    return " ".join(part if ARRAY_ID_PLACEHOLDER in part else shlex.quote(part) for part in command)

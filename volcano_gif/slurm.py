@@ -1,0 +1,201 @@
+"""The pipeline's Slurm client calls: each is one command, one scheduler RPC.
+
+Everything goes through :mod:`volcano_gif.commands` (argument lists, never a
+shell). Job states come from one ``squeue`` call for all of a run's jobs, never
+one call per job or per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+
+from volcano_gif.commands import CommandError, run_capturing
+from volcano_gif.layout import DEFAULT_MAX_ARRAY_SIZE, SUBMIT_SCRIPT
+
+logger = logging.getLogger(__name__)
+
+#: What Slurm's clients say when there is no controller to talk to.
+_UNREACHABLE = (
+    "Unable to contact slurm controller",
+    "Could not establish a configuration source",
+    "Unable to establish controller machine",
+)
+UNREACHABLE_HINT = (
+    f"check the cluster with `sinfo`, or run on this machine with: bash {SUBMIT_SCRIPT} --local"
+)
+#: squeue's states of a job that is still queued or running (squeue's default).
+ENDED_STATES = {
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+    "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT",
+}  # fmt: skip
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed."""
+
+
+class ControllerUnreachableError(SlurmError):
+    """No Slurm controller answers."""
+
+
+def available() -> bool:
+    """True if ``sbatch`` is on PATH."""
+    return shutil.which("sbatch") is not None
+
+
+def _call(args: list[str]) -> str:
+    return _call_capturing(args)[0]
+
+
+def _call_capturing(args: list[str]) -> tuple[str, str]:
+    try:
+        return run_capturing(args)
+    except CommandError as error:
+        if any(marker in error.stderr for marker in _UNREACHABLE):
+            last = error.stderr.strip().splitlines()[-1]
+            raise ControllerUnreachableError(
+                f"cannot reach the Slurm controller ({args[0]}: {last}); {UNREACHABLE_HINT}"
+            ) from None
+        raise SlurmError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    max_array_size: int
+    version: str | None
+    min_job_age: int | None
+    accounting: bool
+
+
+def read_config() -> ClusterConfig:
+    """The settings we plan by, from one ``scontrol show config``.
+
+    Without ``scontrol`` on PATH, Slurm's defaults, with a warning.
+    """
+    if shutil.which("scontrol") is None:
+        logger.warning("scontrol not found: assuming MaxArraySize=%d", DEFAULT_MAX_ARRAY_SIZE)
+        return ClusterConfig(DEFAULT_MAX_ARRAY_SIZE, None, None, accounting=False)
+    text = _call(["scontrol", "show", "config"])
+    settings = dict(re.findall(r"^(\w+)\s+=\s+(.*?)\s*$", text, flags=re.MULTILINE))
+
+    def number(key: str) -> int | None:
+        match = re.match(r"\d+", settings.get(key, ""))
+        return int(match.group(0)) if match else None
+
+    storage = settings.get("AccountingStorageType", "accounting_storage/none")
+    return ClusterConfig(
+        max_array_size=number("MaxArraySize") or DEFAULT_MAX_ARRAY_SIZE,
+        version=settings.get("SLURM_VERSION"),
+        min_job_age=number("MinJobAge"),
+        accounting=not storage.endswith("/none"),
+    )
+
+
+def queued_jobs(job_ids: list[str]) -> dict[str, str]:
+    """``{job id: state}`` for those of ``job_ids`` still queued or running.
+
+    One ``squeue`` call. Array tasks are reported under their array's job id.
+    """
+    if not job_ids:
+        return {}
+    try:
+        output = _call(["squeue", "--noheader", "--jobs", ",".join(job_ids),
+                        "--format", "%F|%T"])  # fmt: skip
+    except SlurmError as error:
+        if "Invalid job id" in str(error):  # every id has left the queue
+            return {}
+        raise
+    states: dict[str, str] = {}
+    for line in output.splitlines():
+        job, _, state = line.strip().partition("|")
+        if job and state not in ENDED_STATES:
+            # An array has many lines: keep RUNNING over PENDING.
+            states[job] = state if states.get(job) != "RUNNING" else "RUNNING"
+    return states
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """One line of ``squeue``: a job, or one task of an array."""
+
+    job_id: str  # the array's id for a task
+    task: int | None
+    state: str
+    reason: str
+
+
+def job_lines(job_ids: list[str]) -> list[JobLine]:
+    """Every job and array task of ``job_ids`` that Slurm still knows, in one ``squeue``.
+
+    ``--states=all`` keeps ended jobs until MinJobAge; ``--array`` gives each
+    array task its own line.
+    """
+    try:
+        output = _call(["squeue", "--noheader", "--array", "--states=all",
+                        "--jobs", ",".join(job_ids), "--format", "%F|%K|%T|%r"])  # fmt: skip
+    except SlurmError as error:
+        if "Invalid job id" in str(error):
+            return []
+        raise
+    lines = []
+    for line in output.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 4:
+            continue
+        job, task, state, reason = parts
+        lines.append(JobLine(job, int(task) if task.isdigit() else None, state, reason))
+    return lines
+
+
+def scontrol_states(job_id: str) -> list[JobLine]:
+    """The job (or every task of an array) as ``scontrol show job`` still knows it."""
+    try:
+        output = _call(["scontrol", "--oneliner", "show", "job", job_id])
+    except SlurmError as error:
+        if "Invalid job id" in str(error):
+            return []
+        raise
+    lines = []
+    for line in output.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobState" in fields:
+            task = fields.get("ArrayTaskId", "")
+            lines.append(JobLine(
+                fields.get("ArrayJobId") or fields.get("JobId") or job_id,
+                int(task) if task.isdigit() else None,
+                fields["JobState"], fields.get("Reason", "None"),
+            ))  # fmt: skip
+    return lines
+
+
+def sacct_states(job_ids: list[str]) -> list[JobLine]:
+    """Job and array task states from accounting (one ``sacct`` call)."""
+    output = _call(["sacct", "--noheader", "--parsable2", "--allocations",
+                    "--jobs", ",".join(job_ids), "--format", "JobID,State"])  # fmt: skip
+    lines = []
+    for line in output.splitlines():
+        job, _, state = line.partition("|")
+        base, _, task = job.partition("_")
+        lines.append(JobLine(base, int(task) if task.isdigit() else None,
+                             state.split()[0] if state else "", "None"))  # fmt: skip
+    return lines
+
+
+def cancel(job_ids: list[str]) -> None:
+    """Cancel ``job_ids`` (whole arrays included) with one ``scancel``."""
+    _call(["scancel", *job_ids])
+
+
+def test_only(command: list[str]) -> str:
+    """Run ``command`` (an sbatch command) with ``--test-only``; return sbatch's answer.
+
+    sbatch checks the script and options and says when and where the job would
+    start, without submitting it. A refusal raises :class:`SlurmError`.
+    """
+    if command[0] != "sbatch":
+        raise ValueError(f"not an sbatch command: {command}")
+    stdout, stderr = _call_capturing(["sbatch", "--test-only", *command[1:]])
+    return (stderr + stdout).strip()

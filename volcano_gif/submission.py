@@ -1,0 +1,546 @@
+"""Everything ``submit-gif-job`` does but its two ``sbatch`` calls.
+
+The script runs ``python -m volcano_gif plan-submission PLAN_DIR [options]``
+first. That checks the options and the data, reads this folder's run record
+(``output/run.json``), refuses a second run while the first one's jobs are
+queued, and does whatever needs no submission itself: ``--help``, a run on
+this machine (``--local``, or no sbatch), ``--dry-run``, ``--cancel``, and a
+``--resume`` of a run that is complete. Otherwise it writes the run record
+(state ``submitting``) and the plan, as small files in PLAN_DIR:
+
+* ``array``: the ``--array`` index list (absent when every frame is rendered);
+* ``render-options``, ``assembly-options``, ``sbatch-options``: one argument
+  per line, for ``generate_frames.slurm``, ``create_gif.slurm`` and both
+  ``sbatch`` calls;
+* ``run-id``, and ``watch`` when ``--watch`` was given.
+
+The script then submits, and runs ``python -m volcano_gif record-submission
+PLAN_DIR ARRAY_ID GIF_ID``, which records the job ids, prints them, and with
+``--watch`` follows the run to its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from volcano_gif import slurm
+from volcano_gif.arguments import (
+    EXIT_USAGE,
+    Parser,
+    frame_count_arg,
+    positive_int,
+    size_arg,
+    task_option,
+)
+from volcano_gif.commands import CommandError
+from volcano_gif.frames import check_frames, frames_on_disk
+from volcano_gif.layout import (
+    DEFAULT_FRAME_COUNT,
+    DEFAULT_SIZE,
+    FPS,
+    SUBMIT_SCRIPT,
+    ProjectPaths,
+    UsageError,
+    default_gif_width,
+    format_size,
+    gif_size,
+)
+from volcano_gif.plan import (
+    ARRAY_ID_PLACEHOLDER,
+    ArrayPlan,
+    array_command,
+    assembly_command,
+    assembly_options,
+    plan_array,
+    render_options,
+    show,
+)
+from volcano_gif.run_guard import (
+    check_writable,
+    folder_holder,
+    holding_folder,
+    refuse_if_active,
+)
+from volcano_gif.run_record import (
+    Mode,
+    Parameters,
+    RunRecord,
+    RunState,
+    Submission,
+    new_record,
+    now,
+    read_record,
+    require_record,
+    update_record,
+    write_record,
+)
+
+logger = logging.getLogger(__name__)
+
+PROG = SUBMIT_SCRIPT
+#: The plan files that submit-gif-job reads (tests/test_scripts.py holds it to them).
+PLAN_FILES = ("array", "render-options", "assembly-options", "sbatch-options", "run-id", "watch")
+EXIT_FAILURE = 1
+#: The options that describe the frames: a --resume takes them from the record.
+RUN_SHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        help_command=f"bash {PROG} --help",
+        usage=f"bash {PROG} [options] [-- extra sbatch options for both jobs]",
+        description=(
+            "Render the rotating volcano as a Slurm job array, then assemble "
+            "output/gifs/volcano.mp4 and volcano.gif in a job that depends on the array "
+            "(afterany). Without sbatch on PATH, or with --local, both stages run on this "
+            "machine. One run per folder: its record is output/run.json."
+        ),
+        epilog=(
+            "Site settings come from sbatch's own variables, e.g. "
+            f"SBATCH_ACCOUNT=myproject SBATCH_PARTITION=short bash {PROG}. "
+            "The jobs run $VOLCANO_PYTHON, else .venv/bin/python here, else python3."
+        ),
+    )
+    shape = parser.add_argument_group("the run")
+    for flag, kind, metavar, text in (
+        (
+            "--frames",
+            frame_count_arg,
+            "N",
+            f"frames in one full turn (default {DEFAULT_FRAME_COUNT})",
+        ),
+        (
+            "--frames-per-task",
+            task_option,
+            "F",
+            "frames each array task renders (default 1; raised to fit the cluster's MaxArraySize)",
+        ),
+        ("--size", size_arg, "WxH", f"frame size in pixels (default {format_size(DEFAULT_SIZE)})"),
+        (
+            "--gif-width",
+            positive_int,
+            "PX",
+            "GIF width; the height keeps the aspect (default 400, or the frame width if narrower)",
+        ),
+        (
+            "--max-running",
+            task_option,
+            "M",
+            "run at most M array tasks at once (sbatch --array=...%%M)",
+        ),
+    ):
+        shape.add_argument(flag, type=kind, metavar=metavar, help=text)
+    how = parser.add_argument_group("what to do")
+    for flag, text in (
+        ("--local", "run on this machine even if sbatch is available"),
+        (
+            "--resume",
+            "finish the run in output/run.json: render only the missing frames "
+            "(one array), then assemble",
+        ),
+        (
+            "--force",
+            "render every frame again, even those already complete, and overwrite "
+            "frames of another run",
+        ),
+        (
+            "--dry-run",
+            "print the sbatch commands, check them with sbatch --test-only, submit nothing",
+        ),
+        ("--watch", "after submitting, follow the run until the GIF is made"),
+        (
+            "--cancel",
+            "cancel the jobs of the run in output/run.json (one scancel); "
+            "rendered frames are kept for --resume",
+        ),
+    ):
+        how.add_argument(flag, action="store_true", help=text)
+    return parser
+
+
+def _split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Our options, and the extra sbatch options after ``--``."""
+    argv = list(argv)
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1 :]
+    return argv, []
+
+
+def _check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
+    if args.cancel and any(
+        getattr(args, name) for name in (*RUN_SHAPE_OPTIONS, "resume", "force", "dry_run", "watch")
+    ):
+        raise UsageError("--cancel takes no other options")
+    if args.resume:
+        given = [f"--{name.replace('_', '-')}" for name in RUN_SHAPE_OPTIONS
+                 if getattr(args, name) is not None]  # fmt: skip
+        if given:
+            raise UsageError(
+                f"--resume takes the run's {', '.join(given)} from output/run.json: "
+                "leave them out (or start a new run without --resume)"
+            )
+        if args.force:
+            raise UsageError("--resume renders only what is missing; --force starts over: "
+                             "give one of them")  # fmt: skip
+    if args.watch and args.local:
+        raise UsageError("--watch follows Slurm jobs; a local run shows its progress itself")
+    if any("\n" in option for option in extra):
+        raise UsageError("sbatch options after -- must not contain line breaks")
+
+
+def _parameters(args: argparse.Namespace) -> Parameters:
+    size = args.size or DEFAULT_SIZE
+    return Parameters(
+        frame_count=args.frames or DEFAULT_FRAME_COUNT,
+        frames_per_task=args.frames_per_task or 1,
+        width=size[0], height=size[1], fps=FPS,
+        gif_width=args.gif_width or default_gif_width(size),
+        max_running=args.max_running,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------ plan
+def plan_main(argv: Sequence[str]) -> int:
+    """``python -m volcano_gif plan-submission PLAN_DIR [submit-gif-job options]``."""
+    if not argv:
+        print(f"{PROG}: error: plan-submission needs the plan folder", file=sys.stderr)
+        return EXIT_USAGE
+    plan_dir, own_and_extra = Path(argv[0]), argv[1:]
+    own, extra = _split_extra(own_and_extra)
+    args = build_parser().parse_args(own)
+    _configure_logging()
+    try:
+        _check_combinations(args, extra)
+        return _plan(ProjectPaths(Path.cwd()), args, extra, plan_dir)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (slurm.SlurmError, CommandError, OSError, RuntimeError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"{PROG}: %(message)s")
+
+
+def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_dir: Path) -> int:
+    if args.cancel:
+        return cancel_run(paths)
+    if not args.dry_run:
+        check_writable(paths.output)
+    record = require_record(paths) if args.resume else read_record(paths)
+    local = args.local or not slurm.available()
+    if args.resume and record is not None and record.mode == Mode.LOCAL and not args.local:
+        local = True  # finish a run the way it was started
+    if local:
+        if not slurm.available():
+            logger.info("sbatch not found; running on this machine")
+        elif not args.local:
+            logger.info(
+                "run %s was a local run: resuming it on this machine", record and record.run_id
+            )
+        return _run_here(paths, args, record)
+    config = slurm.read_config()  # also proves that the controller answers
+    refuse_if_active(paths, record)
+    with holding_folder(paths, "a submission"):
+        return _plan_slurm(paths, args, extra, plan_dir=plan_dir, record=record, config=config)
+
+
+def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord | None) -> int:
+    from volcano_gif.local_runner import default_workers, run_is_complete, run_local
+
+    if args.resume and record is not None and run_is_complete(paths, record):
+        return _say_complete(paths, record)
+    parameters = record.parameters if args.resume and record else _parameters(args)
+    if args.dry_run:
+        workers = min(default_workers(), parameters.frame_count)
+        gif = gif_size(parameters.size, parameters.gif_width)
+        todo = (
+            len(check_frames(paths.images, parameters.frame_count, parameters.size))
+            if args.resume
+            else parameters.frame_count
+        )
+        print(
+            f"would run on this machine, in {paths.root}:\n"
+            f"  render {todo} of {parameters.describe()} on {workers} worker processes "
+            f"(complete frames already in images/ are kept)\n"
+            f"  then assemble output/gifs/volcano.mp4, output/gifs/volcano.gif "
+            f"({format_size(gif)}) and output/archives/volcano-images-<time>.tar.gz\n"
+            "nothing was run"
+        )
+        return 0
+    from volcano_gif.local_runner import RunCancelledError
+
+    try:
+        result = run_local(
+            paths, parameters.frame_count, gif_width=parameters.gif_width, size=parameters.size,
+            resume=args.resume, force=args.force,
+        )  # fmt: skip
+    except RunCancelledError:
+        return 128 + signal.SIGTERM
+    for path in (result.mp4, result.gif, result.archive):
+        print(path)
+    return 0
+
+
+def _say_complete(paths: ProjectPaths, record: RunRecord) -> int:
+    outputs = ", ".join(output.path for output in record.outputs.values())
+    print(f"run {record.run_id} is complete: {outputs} verified against output/run.json; "
+          "nothing to submit")  # fmt: skip
+    return 0
+
+
+def _plan_slurm(
+    paths: ProjectPaths,
+    args: argparse.Namespace,
+    extra: list[str],
+    *,
+    plan_dir: Path,
+    record: RunRecord | None,
+    config: slurm.ClusterConfig,
+) -> int:
+    from volcano_gif.local_runner import refuse_frames_of_other_runs, run_is_complete
+
+    _preflight(paths)
+    array: ArrayPlan | None
+    if args.resume and record is not None:
+        if run_is_complete(paths, record):
+            return _say_complete(paths, record)
+        parameters = record.parameters
+        if args.max_running is not None:
+            parameters.max_running = args.max_running
+        todo = sorted(check_frames(paths.images, parameters.frame_count, parameters.size))
+        array = None
+        if todo:
+            array = plan_array(
+                parameters.frame_count,
+                parameters.frames_per_task,
+                config.max_array_size,
+                parameters.max_running,
+                todo,
+            )
+        logger.info(
+            "run %s: %s", record.run_id,
+            f"{len(todo)} of {parameters.frame_count} frames to render again "
+            f"({_frames_text(todo)}), as array tasks {array.spec}" if array
+            else f"all {parameters.frame_count} frames are there: submitting the assembly only",
+        )  # fmt: skip
+    else:
+        parameters = _parameters(args)
+        if not args.force:
+            refuse_frames_of_other_runs(paths, parameters)
+        array = plan_array(parameters.frame_count, parameters.frames_per_task,
+                           config.max_array_size, parameters.max_running)  # fmt: skip
+        kept = len(frames_on_disk(paths.images))
+        if kept and not args.force:
+            logger.info("images/ holds %d frames of this run already: the tasks keep them", kept)
+    if array is not None and array.note:
+        logger.warning("%s", array.note)
+    frames_per_task = array.frames_per_task if array else parameters.frames_per_task
+    render = render_options(parameters, frames_per_task, args.force)
+    assembly = assembly_options(parameters)
+    commands = [array_command(array, extra, render)] if array else []
+    commands.append(assembly_command(ARRAY_ID_PLACEHOLDER if array else None, extra, assembly))
+    if args.dry_run:
+        return _dry_run(paths, commands)
+
+    submission = Submission(
+        kind="resume" if args.resume else "start", time=now(),
+        array=array.spec if array else None, frames_per_task=frames_per_task,
+        commands=commands,
+    )  # fmt: skip
+    if args.resume and record is not None:
+        run_id = record.run_id
+
+        def resumed(current: RunRecord) -> None:
+            current.state = RunState.SUBMITTING.value
+            current.submitter = {"host": _host(), "pid": os.getppid()}
+            current.submissions.append(submission)
+            current.note("resume planned", f"array {submission.array or '(none)'}")
+
+        update_record(paths, resumed, run_id)
+    else:
+        parameters.frames_per_task = frames_per_task
+        new = new_record(Mode.SLURM, parameters, config.version)
+        new.submissions.append(submission)
+        write_record(paths, new)
+        run_id = new.run_id
+    paths.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
+    _write_plan(
+        plan_dir, run_id, array, render=render, assembly=assembly, extra=extra, watch=args.watch
+    )
+    return 0
+
+
+def _preflight(paths: ProjectPaths) -> None:
+    """Check the data, and build matplotlib's font cache once, before any task starts."""
+    from volcano_gif.cli import use_project_matplotlib_cache
+    from volcano_gif.data import load_grid
+
+    load_grid(paths.data_file)
+    use_project_matplotlib_cache(paths)
+    import matplotlib.font_manager  # noqa: F401  (builds the font cache)
+
+
+def _frames_text(frames: list[int]) -> str:
+    from volcano_gif.layout import compress_ranges
+
+    text = compress_ranges(frames)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname().split(".")[0]
+
+
+def _write_plan(
+    plan_dir: Path,
+    run_id: str,
+    array: ArrayPlan | None,
+    *,
+    render: list[str],
+    assembly: list[str],
+    extra: list[str],
+    watch: bool,
+) -> None:
+    def lines(values: list[str]) -> str:
+        return "".join(f"{value}\n" for value in values)
+
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    if array is not None:
+        (plan_dir / "array").write_text(array.spec + "\n")
+    (plan_dir / "render-options").write_text(lines(render))
+    (plan_dir / "sbatch-options").write_text(lines(extra))
+    (plan_dir / "run-id").write_text(run_id + "\n")
+    if watch:
+        (plan_dir / "watch").write_text("")
+    # Last: its presence tells the script there is something to submit.
+    (plan_dir / "assembly-options").write_text(lines(assembly))
+
+
+def _dry_run(paths: ProjectPaths, commands: list[list[str]]) -> int:
+    print(f"would submit, from {paths.root}:")
+    for command in commands:
+        print(f"  {show(command)}")
+    print("sbatch --test-only checks each job without submitting it:")
+    for command in commands:
+        checked = [part for part in command if not part.startswith("--dependency=")]
+        script = next(part for part in checked if part.endswith(".slurm"))
+        note = " (without its dependency: the array does not exist yet)" if len(checked) < len(
+            command) else ""  # fmt: skip
+        answer = slurm.test_only(checked)
+        print(f"  {script}{note}: {answer}")
+    print("nothing was submitted")
+    return 0
+
+
+# ------------------------------------------------------------------- after sbatch
+def record_main(argv: Sequence[str]) -> int:
+    """``python -m volcano_gif record-submission PLAN_DIR ARRAY_ID GIF_ID``."""
+    if len(argv) != 3:
+        print(f"{PROG}: error: record-submission needs PLAN_DIR ARRAY_ID GIF_ID",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    _configure_logging()
+    plan_dir, array_id, gif_id = Path(argv[0]), argv[1] or None, argv[2] or None
+    paths = ProjectPaths(Path.cwd())
+    run_id = (plan_dir / "run-id").read_text().strip()
+    array = (plan_dir / "array").read_text().strip() if (plan_dir / "array").exists() else None
+
+    def submitted(record: RunRecord) -> None:
+        latest = record.submissions[-1]
+        latest.array_job_id, latest.gif_job_id = array_id, gif_id
+        if array_id:
+            latest.commands = [
+                [part.replace(ARRAY_ID_PLACEHOLDER, array_id) for part in command]
+                for command in latest.commands
+            ]
+        if gif_id is None:
+            latest.commands = latest.commands[:-1]
+            record.state = RunState.FAILED.value
+            record.error = "the assembly job was not submitted"
+        elif record.state == RunState.SUBMITTING:
+            record.state = RunState.SUBMITTED.value
+        record.submitted = record.submitted or latest.time
+        record.submitter = None
+        jobs = (("array", array_id), ("gif", gif_id))
+        record.note("submitted", ", ".join(f"{kind} {job}" for kind, job in jobs if job))
+
+    update_record(paths, submitted, run_id)
+    if array_id:
+        print(f"frames job: {array_id} (array {array})")
+    if gif_id is None:
+        print(
+            f"{PROG}: error: the frame array {array_id} was submitted, its assembly job was not "
+            f"(see sbatch's message above). Once the array has ended, submit the assembly with: "
+            f"bash {SUBMIT_SCRIPT} --resume (or cancel the array: bash {SUBMIT_SCRIPT} --cancel)"
+            if array_id else
+            f"{PROG}: error: submitting the assembly job failed (see sbatch's message above); "
+            "nothing was submitted",
+            file=sys.stderr,
+        )  # fmt: skip
+        return EXIT_FAILURE
+    print(f"gif job: {gif_id} " + (f"(afterany:{array_id})" if array_id
+                                   else "(no dependency: every frame is rendered)"))  # fmt: skip
+    jobs = ",".join(job for job in (array_id, gif_id) if job)
+    if (plan_dir / "watch").exists():
+        from volcano_gif.watch import watch_run
+
+        return watch_run(paths)
+    logger.info("follow the run with: squeue -j %s  (or: volcano-gif watch)", jobs)
+    logger.info("logs: %s/", paths.slurm_logs)
+    return 0
+
+
+# ---------------------------------------------------------------------- cancel
+def cancel_run(paths: ProjectPaths) -> int:
+    """Cancel the run in output/run.json: its queued jobs with one scancel, or a local run."""
+    record = require_record(paths)
+    kept = len(frames_on_disk(paths.images))
+    if record.mode == Mode.LOCAL:
+        holder = folder_holder(paths)
+        if holder is None:
+            print(f"nothing to cancel: no local run is under way in {paths.root}")
+            return 0
+        pid = int(holder.split()[0])
+        os.kill(pid, signal.SIGTERM)
+        print(f"stopping the local run (pid {pid}); its rendered frames are kept: finish it "
+              f"later with: bash {SUBMIT_SCRIPT} --resume")  # fmt: skip
+        return 0
+    if not record.job_ids():
+        print(f"nothing to cancel: run {record.run_id} has no submitted jobs")
+        return 0
+    queued = slurm.queued_jobs(record.job_ids())
+    if not queued:
+        print(f"nothing to cancel: the jobs of run {record.run_id} "
+              f"({', '.join(record.job_ids())}) have all ended")  # fmt: skip
+        return 0
+    gif_jobs = {s.gif_job_id for s in record.submissions}
+    # The assembly first: once its array is gone, its dependency would let it start.
+    ordered = sorted(queued, key=lambda job: job not in gif_jobs)
+    slurm.cancel(ordered)
+
+    def cancelled(current: RunRecord) -> None:
+        current.state = RunState.CANCELLED.value
+        current.note("cancelled", f"jobs {', '.join(ordered)} (scancel)")
+
+    update_record(paths, cancelled, record.run_id)
+    described = ", ".join(
+        f"{job} ({'gif' if job in gif_jobs else 'frames'}, was {queued[job]})" for job in ordered
+    )
+    print(
+        f"cancelled run {record.run_id}: {described}. The {kept} frames in images/ are kept: "
+        f"finish the run later with: bash {SUBMIT_SCRIPT} --resume"
+    )
+    return 0

@@ -1,0 +1,113 @@
+"""Each render task's own timing, for the run report.
+
+A render task (one Slurm array task, or one local worker process) keeps a
+:class:`TaskTiming` and writes it, atomically, as one small JSON file in
+``output/timing/``: where it ran, when its process started, when its imports
+were done and its figure was ready, when each frame started and finished, and
+when it ended. Only the standard library is used here: render tasks start
+fast, and the report (pandas, seaborn) reads these files later.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from volcano_gif.files import write_json_atomically
+
+
+def process_start_time() -> float:
+    """When this process started, in seconds since the epoch.
+
+    Linux keeps it in ``/proc/self/stat`` (field 22, clock ticks since boot),
+    so it includes the interpreter's own start-up. Elsewhere: now.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+
+
+def node_name() -> str:
+    """The Slurm node this runs on, else the short host name."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+
+
+@dataclass
+class TaskTiming:
+    """The timeline of one render task; times are seconds since the epoch."""
+
+    task: str  # "slurm-<job>_<task>" or "local-<run>-<pid>": also the file name
+    kind: str  # "slurm" or "local"
+    node: str
+    pid: int
+    process_start: float
+    job_id: str | None = None  # the array job, on Slurm
+    array_task: int | None = None
+    run_id: str | None = None  # locally: the run it belongs to
+    imports_done: float | None = None
+    ready: float | None = None  # the figure is built: the next thing is frame one
+    frames: list[list[float]] = field(default_factory=list)  # [frame, started, finished]
+    skipped: list[int] = field(default_factory=list)  # existed and were usable
+    end: float | None = None
+
+    @classmethod
+    def for_slurm_task(cls, job_id: str, array_task: int) -> TaskTiming:
+        return cls(
+            task=f"slurm-{job_id}_{array_task}", kind="slurm", node=node_name(),
+            pid=os.getpid(), process_start=process_start_time(), job_id=job_id,
+            array_task=array_task,
+        )  # fmt: skip
+
+    @classmethod
+    def for_local_worker(cls, run_id: str) -> TaskTiming:
+        return cls(
+            task=f"local-{run_id}-{os.getpid()}", kind="local", node=node_name(),
+            pid=os.getpid(), process_start=process_start_time(), run_id=run_id,
+        )  # fmt: skip
+
+    def frame_done(self, frame: int, started: float) -> None:
+        self.frames.append([frame, started, time.time()])
+
+    def save(self, folder: Path) -> Path:
+        """Write this timing to ``folder/<task>.json`` atomically."""
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{self.task}.json"
+        write_json_atomically(target, asdict(self))
+        return target
+
+
+def load_run_timings(
+    folder: Path, array_job_ids: list[str], run_id: str
+) -> tuple[list[dict[str, object]], list[str]]:
+    """The timing records of one run, and a warning for each file that is broken.
+
+    A Slurm task's file belongs to the run if its array job is one of the run's;
+    a local worker's, if it names the run.
+    """
+    import json
+
+    records: list[dict[str, object]] = []
+    problems: list[str] = []
+    wanted = [f"slurm-{job}_" for job in array_job_ids] + [f"local-{run_id}-"]
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return [], []
+    for name in names:
+        if not name.endswith(".json") or not name.startswith(tuple(wanted)):
+            continue
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("process_start"), float):
+                raise ValueError("no process_start")
+            records.append(data)
+        except (OSError, ValueError) as error:
+            problems.append(f"{folder / name}: not a task timing record ({error}); left out")
+    return records, problems

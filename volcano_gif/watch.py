@@ -1,0 +1,206 @@
+"""Follow a run until its GIF is made: ``volcano-gif watch``, ``submit-gif-job --watch``.
+
+Each poll costs the scheduler one ``squeue`` call for both jobs (every array
+task on its own line), never one per task, and polls back off from
+:data:`FIRST_INTERVAL` to :data:`LAST_INTERVAL` seconds. A line is printed when
+something changes: frames on disk out of the total, the array's tasks pending /
+running / completed / failed, and the assembly job's state and reason.
+
+A job that has left ``squeue`` (after Slurm's MinJobAge) is judged from
+``scontrol``, then ``sacct`` if the cluster keeps accounting, then from the
+files on disk (the run record, which the assembler updates): the line says
+which. The watch ends with exit status 0 when the GIF was made and verified,
+and 1 otherwise, with the command that finishes the run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from volcano_gif import slurm
+from volcano_gif.frames import frames_on_disk
+from volcano_gif.layout import RESUME_COMMAND, ProjectPaths, UsageError
+from volcano_gif.run_guard import folder_holder
+from volcano_gif.run_record import Mode, RunRecord, RunState, require_record
+
+FIRST_INTERVAL = 2.0
+LAST_INTERVAL = 30.0
+BACKOFF = 1.5
+
+_PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
+_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT"}
+
+
+def task_category(state: str) -> str:
+    """pending, running, completed or failed (cancelled, timed out, node lost...)."""
+    if state in _PENDING:
+        return "pending"
+    if state in _RUNNING:
+        return "running"
+    if state == "COMPLETED":
+        return "completed"
+    return "failed"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where a Slurm run stands, from one poll."""
+
+    frames: int
+    total: int
+    tasks: tuple[tuple[str, int], ...]  # (category, count) in a fixed order
+    gif_job: str
+    gif_state: str
+    gif_reason: str
+    source: str  # squeue, scontrol, sacct, or the files on disk
+    ended: bool
+
+    def line(self, array_job: str | None) -> str:
+        counts = dict(self.tasks)
+        tasks = (
+            f"array {array_job}: " + ", ".join(f"{counts.get(c, 0)} {c}" for c in
+                                               ("pending", "running", "completed", "failed"))
+            if array_job else "no array"
+        )  # fmt: skip
+        if counts.get("gone"):
+            tasks += f", {counts['gone']} left the queue"
+        reason = f" ({self.gif_reason})" if self.gif_reason not in {"", "None"} else ""
+        source = "" if self.source == "squeue" else f"  [judged from {self.source}]"
+        return (
+            f"frames {self.frames}/{self.total} | {tasks} | "
+            f"gif job {self.gif_job}: {self.gif_state}{reason}{source}"
+        )
+
+
+def poll(paths: ProjectPaths, record: RunRecord, accounting: bool, array_tasks: int) -> Snapshot:
+    """One look at the run: one squeue call, and more only for jobs that left it."""
+    latest = record.latest
+    if latest is None or latest.gif_job_id is None:
+        raise UsageError(f"run {record.run_id} has no submitted assembly job to watch")
+    array_job, gif_job = latest.array_job_id, latest.gif_job_id
+    jobs = [job for job in (array_job, gif_job) if job]
+    lines, source = slurm.job_lines(jobs), "squeue"
+    if not any(line.job_id == gif_job for line in lines):
+        lines, source = [], "scontrol"
+        for job in jobs:
+            lines += slurm.scontrol_states(job)
+        if not any(line.job_id == gif_job for line in lines) and accounting:
+            lines, source = slurm.sacct_states(jobs), "sacct"
+    gif_lines = [line for line in lines if line.job_id == gif_job]
+    task_lines = [line for line in lines if line.job_id == array_job and line.task is not None]
+    counts = Counter(task_category(line.state) for line in task_lines)
+    if array_job and len(task_lines) < array_tasks:
+        counts["gone"] = array_tasks - len(task_lines)
+    current = _reread(paths, record)
+    if gif_lines:
+        gif_state, gif_reason = gif_lines[0].state, gif_lines[0].reason
+        ended = gif_state in slurm.ENDED_STATES
+    else:  # Slurm has forgotten the jobs: they ended; the record says how
+        source = "output/run.json and the files on disk: the jobs have left Slurm's memory"
+        gif_state, gif_reason, ended = f"gone, run {current.state}", "", True
+    assembled = current.state == RunState.ASSEMBLED
+    frames = current.parameters.frame_count if assembled else len(frames_on_disk(paths.images))
+    order = ("pending", "running", "completed", "failed", "gone")
+    return Snapshot(
+        frames, current.parameters.frame_count, tuple((c, counts[c]) for c in order if counts[c]),
+        gif_job, gif_state, gif_reason, source, ended,
+    )  # fmt: skip
+
+
+def _reread(paths: ProjectPaths, record: RunRecord) -> RunRecord:
+    current = require_record(paths)
+    if current.run_id != record.run_id:
+        raise UsageError(
+            f"output/run.json now holds run {current.run_id}, not {record.run_id}: stopped"
+        )
+    return current
+
+
+def watch_run(
+    paths: ProjectPaths,
+    first_interval: float = FIRST_INTERVAL,
+    last_interval: float = LAST_INTERVAL,
+    stream: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Follow the run in output/run.json to its end; 0 if its GIF was made and verified."""
+    out = stream or sys.stderr
+    record = require_record(paths)
+    if record.mode == Mode.LOCAL:
+        return _watch_local(
+            paths, record, out, intervals=(first_interval, last_interval), sleep=sleep
+        )
+    latest = record.latest
+    array_tasks = len(_tasks_of(latest.array)) if latest and latest.array else 0
+    accounting = slurm.read_config().accounting
+    interval, shown = first_interval, ""
+    while True:
+        snapshot = poll(paths, record, accounting, array_tasks)
+        line = snapshot.line(latest.array_job_id if latest else None)
+        if line != shown:
+            print(line, file=out, flush=True)
+            shown = line
+        if snapshot.ended:
+            break
+        sleep(interval)
+        interval = min(interval * BACKOFF, last_interval)
+    return verdict(paths, record.run_id, out)
+
+
+def _watch_local(
+    paths: ProjectPaths,
+    record: RunRecord,
+    out: TextIO,
+    *,
+    intervals: tuple[float, float],
+    sleep: Callable[[float], None],
+) -> int:
+    (interval, last_interval), shown = intervals, ""
+    while folder_holder(paths) is not None:
+        line = f"frames {len(frames_on_disk(paths.images))}/{record.parameters.frame_count} | " \
+               "a local run is under way"  # fmt: skip
+        if line != shown:
+            print(line, file=out, flush=True)
+            shown = line
+        sleep(interval)
+        interval = min(interval * BACKOFF, last_interval)
+    return verdict(paths, record.run_id, out)
+
+
+def verdict(paths: ProjectPaths, run_id: str, out: TextIO) -> int:
+    """Say how the run ended: the outputs and the report, or what is wrong and the fix."""
+    from volcano_gif.local_runner import run_is_complete
+
+    record = require_record(paths)
+    if record.run_id == run_id and run_is_complete(paths, record):
+        summary = paths.report / "summary.txt"
+        print(f"run {run_id} assembled: {record.outputs['gif'].path} and "
+              f"{record.outputs['mp4'].path}, frames in {record.outputs['archive'].path}; "
+              "checksums verified", file=out)  # fmt: skip
+        if summary.is_file():
+            for line in summary.read_text().splitlines():
+                print(f"  {line}", file=out)
+        print(paths.root / record.outputs["gif"].path)
+        return 0
+    missing = record.missing_frames
+    problem = record.error or f"the run ended in state {record.state!r}"
+    print(f"run {run_id} did not make its GIF: {problem}", file=out)
+    if missing:
+        print(f"  missing frames: {', '.join(map(str, missing[:20]))}"
+              + (" ..." if len(missing) > 20 else ""), file=out)  # fmt: skip
+    print(f"finish it with: {RESUME_COMMAND}", file=out)
+    return 1
+
+
+def _tasks_of(spec: str) -> list[int]:
+    """The task indices of an ``--array`` value such as ``1-5,9%2``."""
+    indices: list[int] = []
+    for part in spec.split("%", 1)[0].split(","):
+        first, _, last = part.partition("-")
+        indices.extend(range(int(first), int(last or first) + 1))
+    return indices
