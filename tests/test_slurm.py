@@ -8,6 +8,7 @@ and the pipeline left behind.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -17,34 +18,26 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from PIL import Image
 
 from tests.helpers import REPO, project_env, run
 from tests.media import gif_facts, mp4_frame_count
+from tests.slurm_helpers import (
+    cluster_env,
+    queued_ids,
+    submit,
+    submit_run,
+    task_states,
+    wait_for_run,
+)
 from tools.local_slurm import Cluster, job_records, start, status, wait_for_jobs
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.report import TIMELINE_SIZE
+from volcano_gif.run_record import require_record, update_record
 
 pytestmark = pytest.mark.slurm
-
-
-def submit(
-    cluster: Cluster,
-    project: Path,
-    *options: str,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> tuple[str, str]:
-    """Run submit-gif-job on the cluster; return (array job id, assembly job id)."""
-    result = run(
-        ["bash", project / "submit-gif-job", *options],
-        cwd=cwd or project, env=env or project_env({"SLURM_CONF": str(cluster.conf)}),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    array_id = re.search(r"^frames job: (\d+) ", result.stdout, flags=re.MULTILINE)
-    gif_id = re.search(r"^gif job: (\d+) \(afterany:(\d+)\)$", result.stdout, flags=re.MULTILINE)
-    assert array_id, result.stdout
-    assert gif_id, result.stdout
-    assert gif_id.group(2) == array_id.group(1)
-    return array_id.group(1), gif_id.group(1)
 
 
 def _time(value: str) -> datetime:
@@ -60,9 +53,7 @@ def test_submit_gif_job_end_to_end_from_another_folder(
     array_id, gif_id = submit(slurm, project, "--frames", "8", cwd=elsewhere)
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
 
-    tasks = job_records(slurm, array_id)
-    assert sorted(int(t["ArrayTaskId"]) for t in tasks) == list(range(1, 9))
-    assert {t["JobState"] for t in tasks} == {"COMPLETED"}
+    assert task_states(slurm, array_id) == dict.fromkeys(range(1, 9), "COMPLETED")
     (gif_job,) = job_records(slurm, gif_id)
     assert (gif_job["JobState"], gif_job["ExitCode"]) == ("COMPLETED", "0:0")
 
@@ -79,6 +70,33 @@ def test_submit_gif_job_end_to_end_from_another_folder(
     task_log = (project / f"output/slurm_files/generate_frames-{array_id}_3.err").read_text()
     assert "rendering frames [3] of 8" in task_log
     assert list(elsewhere.iterdir()) == []
+
+    record = require_record(ProjectPaths(project))
+    assert (record.state, record.mode, record.assembly_job_id) == ("assembled", "slurm", gif_id)
+    assert record.versions["slurm"].startswith("22.05")
+    assert record.submitted is not None
+    assert record.started is not None
+    assert record.ended is not None
+    assert _time(record.submitted) <= _time(record.started) <= _time(record.ended)
+
+
+def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None:
+    array_id, gif_id = submit(slurm, project, "--frames", "12", "--frames-per-task", "2")
+    wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
+    table = pd.read_csv(project / "output/report/tasks.csv")
+    assert sorted(table["array_task"]) == list(range(1, 7))
+    assert set(table["node"]) == {"n1", "n2"}
+    assert table["frames"].sum() == 12
+    # start-up + rendering fit in each task's wall time; the numbers are the tasks' own.
+    shown = table.to_string()
+    assert (table["startup_s"] + table["render_s"] <= table["wall_s"] + 1e-3).all(), shown
+    assert (table["startup_s"] > 0.2).all(), shown  # a Python process that imports matplotlib
+    with Image.open(project / "output/report/timeline.png") as picture:
+        picture.load()
+        assert picture.size == TIMELINE_SIZE
+    log = (project / f"output/slurm_files/create_gif-{gif_id}.err").read_text()
+    assert re.search(r"report: tasks: 6 on 2 node\(s\) \(n1 \d, n2 \d\), 12 frames rendered", log)
+    assert "report: median start-up:" in log
 
 
 def test_assembly_waits_pending_on_dependency_until_the_last_task_ends(
@@ -100,7 +118,7 @@ def test_assembly_waits_pending_on_dependency_until_the_last_task_ends(
     assert assembly["ExitCode"] == "0:0"
 
 
-def test_afterany_assembly_reports_a_failed_task_and_deletes_nothing(
+def test_a_failed_task_is_reported_nothing_is_deleted_and_resume_finishes(
     slurm: Cluster, project: Path
 ) -> None:
     # A folder where frame 2 should go makes task 2 fail when it renames its frame.
@@ -108,18 +126,28 @@ def test_afterany_assembly_reports_a_failed_task_and_deletes_nothing(
     array_id, gif_id = submit(slurm, project, "--frames", "4")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
 
-    states = {int(t["ArrayTaskId"]): t["JobState"] for t in job_records(slurm, array_id)}
+    states = task_states(slurm, array_id)
     assert states == {1: "COMPLETED", 2: "FAILED", 3: "COMPLETED", 4: "COMPLETED"}
     (assembly,) = job_records(slurm, gif_id)
     assert assembly["JobState"] == "FAILED"
     assert assembly["ExitCode"] == "1:0"
     log = (project / f"output/slurm_files/create_gif-{gif_id}.err").read_text()
     assert "1 of 4 frames are missing or broken (2)" in log
+    assert f"cd {project} && bash submit-gif-job --resume" in log
     assert "volcano.py --frame-count 4 2" in log
     assert "sbatch --array=2 generate_frames.slurm --frame-count 4 --frames-per-task 1" in log
     left = sorted(p.name for p in (project / "images").iterdir())
     assert left == ["image0001.png", "image0002.png", "image0003.png", "image0004.png"]
     assert not (project / "output/gifs").exists()
+    assert require_record(ProjectPaths(project)).missing_frames == [2]
+
+    (project / "images" / "image0002.png").rmdir()
+    resumed = submit_run(slurm, project, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(array 2)" in resumed.stdout
+    wait_for_run(slurm, project)
+    assert require_record(ProjectPaths(project)).state == "assembled"
+    assert gif_facts(project / "output/gifs/volcano.gif")[0] == 4
 
 
 def test_array_tasks_run_on_both_emulated_nodes(slurm: Cluster, project: Path) -> None:
@@ -135,7 +163,7 @@ def test_array_tasks_run_on_both_emulated_nodes(slurm: Cluster, project: Path) -
 def test_frames_per_task_shrinks_the_array(slurm: Cluster, project: Path) -> None:
     array_id, gif_id = submit(slurm, project, "--frames", "10", "--frames-per-task", "4")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
-    assert sorted(int(t["ArrayTaskId"]) for t in job_records(slurm, array_id)) == [1, 2, 3]
+    assert sorted(task_states(slurm, array_id)) == [1, 2, 3]
     log = (project / f"output/slurm_files/generate_frames-{array_id}_3.err").read_text()
     assert "rendering frames [9, 10] of 10" in log
     assert mp4_frame_count(project / "output/gifs/volcano.mp4") == 10
@@ -144,20 +172,163 @@ def test_frames_per_task_shrinks_the_array(slurm: Cluster, project: Path) -> Non
 def test_bad_partition_fails_with_sbatchs_message_and_queues_nothing(
     slurm: Cluster, project: Path
 ) -> None:
-    env = slurm.env()
-    before = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True,
-                            text=True, check=True).stdout  # fmt: skip
-    result = run(
-        ["bash", "submit-gif-job", "--frames", "2"], cwd=project,
-        env=project_env({"SLURM_CONF": str(slurm.conf), "SBATCH_PARTITION": "nope"}),
-    )  # fmt: skip
+    before = queued_ids(slurm)
+    result = submit_run(slurm, project, "--frames", "2",
+                        env=cluster_env(slurm, SBATCH_PARTITION="nope"))  # fmt: skip
     assert result.returncode == 1
     assert "invalid partition" in result.stderr.lower()
     assert "nothing was submitted" in result.stderr
     assert result.stdout == ""
-    after = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True,
-                           text=True, check=True).stdout  # fmt: skip
-    assert after == before
+    assert queued_ids(slurm) == before
+
+
+def test_an_unreachable_controller_names_the_local_way_out(
+    slurm: Cluster, project: Path, tmp_path: Path
+) -> None:
+    # The same cluster's configuration, pointing at a port where no controller listens.
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(re.sub(r"SlurmctldPort=\d+", "SlurmctldPort=16999", slurm.conf.read_text()))
+    result = run(["bash", "submit-gif-job", "--frames", "2"], cwd=project,
+                 env=project_env({"SLURM_CONF": str(conf)}))  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert "cannot reach the Slurm controller" in line
+    assert "Unable to contact slurm controller (connect failure)" in line
+    assert "check the cluster with `sinfo`, or run on this machine with: " in line
+    assert line.endswith("bash submit-gif-job --local")
+
+
+def test_dry_run_submits_nothing_and_shows_sbatchs_answers(slurm: Cluster, project: Path) -> None:
+    before = queued_ids(slurm)
+    result = submit_run(slurm, project, "--frames", "6", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        f"would submit, from {project}:",
+        "  sbatch --parsable --array=1-6 generate_frames.slurm --frame-count 6 --frames-per-task 1",
+        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frame-count 6",
+    ]
+    assert re.fullmatch(
+        r"  generate_frames.slurm: sbatch: Job \d+ to start at \S+ using 1 processors on nodes "
+        r"n[12] in partition debug", lines[4],
+    )  # fmt: skip
+    assert re.fullmatch(
+        r"  create_gif.slurm \(without its dependency: the array does not exist yet\): sbatch: "
+        r"Job \d+ to start at \S+ using 2 processors on nodes n[12] in partition debug", lines[5],
+    )  # fmt: skip
+    assert lines[-1] == "nothing was submitted"
+    assert queued_ids(slurm) == before
+    assert not (project / "output/run.json").exists()
+
+    refused = submit_run(slurm, project, "--frames", "6", "--dry-run",
+                         env=cluster_env(slurm, SBATCH_PARTITION="nope"))  # fmt: skip
+    assert refused.returncode == 1
+    assert "invalid partition" in refused.stderr.lower()
+    assert queued_ids(slurm) == before
+
+
+def test_a_second_submission_is_refused_while_the_first_runs(slurm: Cluster, project: Path) -> None:
+    array_id, gif_id = submit(slurm, project, "--frames", "4", "--max-running", "1")
+    refused = submit_run(slurm, project, "--frames", "4")
+    assert refused.returncode == 2
+    (line,) = refused.stderr.splitlines()
+    assert f"still has jobs in the queue: {array_id} (" in line
+    assert f"{gif_id} (PENDING)" in line
+    assert f"squeue -j {array_id},{gif_id}" in line
+    assert "bash submit-gif-job --cancel" in line
+    wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
+    again = submit_run(slurm, project, "--frames", "2")  # the folder is free again
+    assert again.returncode == 0, again.stderr
+    wait_for_run(slurm, project)
+
+
+def test_cancel_removes_exactly_the_runs_jobs_and_resume_finishes(
+    slurm: Cluster, project: Path
+) -> None:
+    unrelated = subprocess.run(
+        ["sbatch", "--parsable", "--output=/dev/null", "--wrap", "sleep 120"],
+        env=slurm.env(), cwd=project, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        array_id, gif_id = submit(slurm, project, "--frames", "12", "--max-running", "1")
+        deadline = time.monotonic() + 60
+        while not list((project / "images").glob("image*.png")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        cancelled = submit_run(slurm, project, "--cancel")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert cancelled.stdout.startswith("cancelled run ")
+        assert f"{gif_id} (gif, was PENDING), {array_id} (frames, was " in cancelled.stdout
+        wait_for_jobs(slurm, [array_id, gif_id], timeout=60)
+        remaining = queued_ids(slurm)
+        assert unrelated in remaining  # an unrelated job survives
+        assert not [job for job in remaining if job.split("_")[0] in {array_id, gif_id}]
+        (gif_job,) = job_records(slurm, gif_id)
+        assert gif_job["JobState"] == "CANCELLED"
+        record = require_record(ProjectPaths(project))
+        assert record.state == "cancelled"
+        kept = list((project / "images").glob("image*.png"))
+        assert 0 < len(kept) < 12
+
+        resumed = submit_run(slurm, project, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        wait_for_run(slurm, project)
+        assert require_record(ProjectPaths(project)).state == "assembled"
+        assert gif_facts(project / "output/gifs/volcano.gif")[0] == 12
+    finally:
+        subprocess.run(["scancel", unrelated], env=slurm.env(), check=False)
+
+
+def _watch_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("frames ")]
+
+
+def test_watch_follows_a_clean_run_to_its_gif(slurm: Cluster, project: Path) -> None:
+    result = submit_run(slurm, project, "--frames", "6", "--max-running", "2", "--watch")
+    assert result.returncode == 0, result.stderr
+    lines = _watch_lines(result.stderr)
+    counts = [int(re.match(r"frames (\d+)/6", line).group(1)) for line in lines]  # type: ignore[union-attr]
+    assert counts == sorted(counts)  # frames on disk only rise
+    assert counts[-1] == 6
+    assert "PENDING (Dependency)" in lines[0]
+    assert re.search(r"array \d+: 0 pending, 0 running, 6 completed, 0 failed", lines[-1])
+    assert lines[-1].endswith(": COMPLETED")
+    assert "assembled: output/gifs/volcano.gif and output/gifs/volcano.mp4" in result.stderr
+    assert re.search(r"^  tasks: 6 on [12] node\(s\) ", result.stderr, flags=re.MULTILINE)
+    assert result.stdout.splitlines()[-1] == str(project / "output/gifs/volcano.gif")
+
+
+def test_watch_reports_a_failed_task_with_the_resume_command(slurm: Cluster, project: Path) -> None:
+    (project / "images" / "image0003.png").mkdir(parents=True)
+    result = submit_run(slurm, project, "--frames", "4", "--watch")
+    assert result.returncode == 1
+    lines = _watch_lines(result.stderr)
+    assert re.search(r"array \d+: 0 pending, 0 running, 3 completed, 1 failed", lines[-1])
+    assert lines[-1].endswith(": FAILED (NonZeroExitCode)")
+    assert "did not make its GIF: 1 of 4 frames are missing or broken (3)" in result.stderr
+    assert "  missing frames: 3" in result.stderr
+    assert result.stderr.rstrip().endswith("finish it with: bash submit-gif-job --resume")
+
+
+def test_watch_judges_jobs_slurm_has_forgotten_from_the_files(
+    slurm: Cluster, project: Path
+) -> None:
+    array_id, gif_id = submit(slurm, project, "--frames", "2")
+    wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
+
+    # As if MinJobAge had passed: ids that Slurm does not know (any more).
+    def forgotten(record: object) -> None:
+        latest = record.submissions[-1]  # type: ignore[attr-defined]
+        latest.array_job_id, latest.gif_job_id = "999998", "999999"
+
+    update_record(ProjectPaths(project), forgotten)
+    result = run([sys.executable, "-m", "volcano_gif", "watch"], cwd=project,
+                 env=cluster_env(slurm))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = _watch_lines(result.stderr)
+    assert line.startswith("frames 2/2 | array 999998: ")
+    assert "gif job 999999: gone, run assembled" in line
+    assert "[judged from output/run.json and the files on disk" in line
 
 
 def test_start_again_after_kill_9_brings_the_cluster_back(slurm: Cluster, project: Path) -> None:
@@ -187,3 +358,16 @@ def test_local_slurm_status_command_lists_every_daemon(slurm: Cluster) -> None:
     lines = dict(line.split(": ") for line in result.stdout.splitlines())
     assert set(lines) == {"slurmd-n1.pid", "slurmd-n2.pid", "slurmctld.pid", "munged.pid"}
     assert all(value.isdigit() for value in lines.values())
+
+
+def test_run_json_of_a_real_run_validates_against_the_schema(slurm: Cluster, project: Path) -> None:
+    import jsonschema
+
+    from volcano_gif.run_record import SCHEMA_FILE
+
+    array_id, gif_id = submit(slurm, project, "--frames", "2")
+    wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
+    data = json.loads((project / "output/run.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()),
+                        format_checker=jsonschema.FormatChecker())  # fmt: skip
+    assert data["submissions"][0]["commands"][1][2] == f"--dependency=afterany:{array_id}"

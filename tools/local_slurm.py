@@ -70,11 +70,19 @@ def _run(args: Sequence[str], env: dict[str, str] | None = None) -> str:
 
 @dataclass(frozen=True)
 class Cluster:
-    """The files of one private cluster."""
+    """The files of one private cluster.
+
+    ``settings`` override or add slurm.conf lines, e.g.
+    ``(("SlurmdTimeout", "10"), ("MaxArraySize", "101"))``. ``cred_expire``
+    shortens the job credentials' lifetime, which is also how long a requeued
+    job waits before it may start again (Slurm's default: 120 s).
+    """
 
     folder: Path = DEFAULT_DIR
     nodes: int = 1
     port: int = CTLD_PORT
+    settings: tuple[tuple[str, str], ...] = ()
+    cred_expire: int | None = None
 
     @property
     def conf(self) -> Path:
@@ -112,7 +120,8 @@ class Cluster:
             "SlurmUser=root",
             "AuthType=auth/munge",
             "CredType=cred/munge",
-            f"AuthInfo=socket={self.munge_socket}",
+            f"AuthInfo=socket={self.munge_socket}"
+            + (f",cred_expire={self.cred_expire}" if self.cred_expire else ""),
             f"StateSaveLocation={self.folder}/state",
             f"SlurmdSpoolDir={self.folder}/spool/%n",
             f"SlurmctldPidFile={self.pid_file('slurmctld')}",
@@ -138,6 +147,12 @@ class Cluster:
             "InactiveLimit=0",
             "KillWait=5",
         ]
+        overrides = dict(self.settings)
+        lines = [
+            f"{key}={overrides.pop(key)}" if (key := line.split("=", 1)[0]) in overrides else line
+            for line in lines
+        ]
+        lines += [f"{key}={value}" for key, value in overrides.items()]
         for index, name in enumerate(self.node_names, start=1):
             lines.append(
                 f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 "

@@ -340,9 +340,10 @@ def _write_outputs(
             encodes.result()
         except CommandError as error:
             target = paths.mp4 if error.args_list == commands[0] else paths.gif
+            said = " / ".join(line.strip() for line in error.stderr.splitlines() if line.strip())
             raise OutputError(
                 f"{target}: ffmpeg could not write it (exit code {error.returncode}): "
-                f"{error.stderr.strip()[-500:] or 'no message'}; no frame was deleted"
+                f"{said[-400:] or 'no message'}; no frame was deleted"
             ) from error
     return digests
 

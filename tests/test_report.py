@@ -1,0 +1,119 @@
+"""The run report from task timing files: the table, the summary, the timeline picture."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.helpers import run
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.report import TIMELINE_SIZE, summary_lines, write_report, write_report_safely
+from volcano_gif.run_record import Mode, Parameters, Submission, new_record, write_record
+
+T0 = datetime(2026, 11, 21, 10, 0, 0).astimezone()
+
+
+def _timing(job: str, task: int, node: str, start: float, frames: int) -> dict[str, object]:
+    """A task that starts ``start`` s after T0, takes 1 s to start and 0.1 s per frame."""
+    origin = T0.timestamp() + start
+    rendered = [[task * 100 + k, origin + 1 + 0.1 * k, origin + 1.1 + 0.1 * k]
+                for k in range(frames)]  # fmt: skip
+    return {
+        "task": f"slurm-{job}_{task}", "kind": "slurm", "node": node, "pid": 100 + task,
+        "process_start": origin, "job_id": job, "array_task": task, "run_id": None,
+        "imports_done": origin + 0.8, "ready": origin + 0.95, "frames": rendered,
+        "skipped": [], "end": origin + 1.05 + 0.1 * frames,
+    }  # fmt: skip
+
+
+def _run(tmp_path: Path, tasks: int = 6, frames_per_task: int = 2) -> ProjectPaths:
+    paths = ProjectPaths(tmp_path)
+    record = new_record(Mode.SLURM, Parameters(tasks * frames_per_task, frames_per_task,
+                                               640, 480, 25, 400))  # fmt: skip
+    record.submitted = T0.isoformat()
+    record.submissions.append(Submission("start", T0.isoformat(), f"1-{tasks}",
+                                         frames_per_task, [], "55", "56"))  # fmt: skip
+    record.assembly_started = datetime.fromtimestamp(T0.timestamp() + 9).astimezone().isoformat()
+    record.ended = datetime.fromtimestamp(T0.timestamp() + 11).astimezone().isoformat()
+    write_record(paths, record)
+    paths.timing.mkdir(parents=True)
+    for task in range(1, tasks + 1):
+        timing = _timing("55", task, "n1" if task % 2 else "n2", 0.5 * task, frames_per_task)
+        (paths.timing / f"slurm-55_{task}.json").write_text(json.dumps(timing))
+    # Another run's task in the same folder is left out.
+    (paths.timing / "slurm-54_1.json").write_text(json.dumps(_timing("54", 1, "n1", 0, 1)))
+    return paths
+
+
+def test_tasks_csv_has_one_row_per_task_and_its_numbers_add_up(tmp_path: Path) -> None:
+    paths = _run(tmp_path)
+    report = write_report(paths)
+    table = pd.read_csv(report.tasks_csv)
+    assert list(table["task"]) == [f"slurm-55_{k}" for k in range(1, 7)]
+    assert set(table["node"]) == {"n1", "n2"}
+    assert list(table["frames"]) == [2] * 6
+    assert table["queue_wait_s"].tolist() == pytest.approx([0.5 * k for k in range(1, 7)])
+    assert table["startup_s"].tolist() == pytest.approx([1.0] * 6)
+    assert table["render_s"].tolist() == pytest.approx([0.2] * 6)
+    # start-up and rendering fit inside each task's wall time.
+    assert (table["startup_s"] + table["render_s"] <= table["wall_s"] + 1e-3).all()
+
+
+def test_summary_says_where_the_time_went_and_what_to_change() -> None:
+    rows = [{"node": "n1", "frames": 1, "startup_s": 0.9, "render_s": 0.07, "wall_s": 1.0}] * 4
+    table = pd.DataFrame(rows)
+    assert summary_lines(table) == [
+        "tasks: 4 on 1 node(s) (n1 4), 4 frames rendered",
+        "median start-up: 0.90 s per task; median 0.070 s per frame",
+        "core-seconds: 4.0, of which start-up 3.6 (90%) and rendering 0.3",
+        "start-up is 90% of the work; to bring it under 10% on this cluster, "
+        "use --frames-per-task 116 or more (now 1)",
+    ]
+    big = pd.DataFrame([{**rows[0], "frames": 180, "render_s": 12.6, "wall_s": 13.6}] * 2)
+    assert summary_lines(big)[-1] == "start-up is 7% of the work: about 10% or less already"
+    assert summary_lines(big, slurm=False)[-1] == (
+        "start-up is 7% of the work: each local worker starts once"
+    )
+
+
+def test_timeline_decodes_at_its_size(tmp_path: Path) -> None:
+    report = write_report(_run(tmp_path, tasks=40, frames_per_task=1))
+    with Image.open(report.timeline_png) as image:
+        image.load()
+        assert image.size == TIMELINE_SIZE
+
+
+def test_a_broken_task_file_gives_a_warning_and_a_report_of_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = _run(tmp_path)
+    broken = paths.timing / "slurm-55_3.json"
+    broken.write_text('{"task": "slurm-55_3", "process_')
+    report = write_report_safely(paths)
+    assert report is not None
+    assert len(pd.read_csv(report.tasks_csv)) == 5
+    assert f"report: {broken}: not a task timing record" in caplog.text
+
+
+def test_a_failing_report_never_fails_the_assembly(
+    rendered_project: ProjectPaths,
+) -> None:
+    paths = rendered_project
+    record = new_record(Mode.LOCAL, Parameters(12, 1, 640, 480, 25, 400))
+    write_record(paths, record)
+    # No timing files at all, and output/report is a file: no report can be made.
+    paths.output.mkdir(exist_ok=True)
+    (paths.output / "report").write_text("in the way")
+    result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12"],
+                 cwd=paths.root)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "WARNING volcano_gif.report: no run report: RuntimeError: no task timing files" in (
+        result.stderr
+    )
+    assert (paths.root / "output/gifs/volcano.gif").is_file()
