@@ -54,13 +54,15 @@ if sys.argv[1:3] == ["show", "config"]:
 print("slurm_load_jobs error: Invalid job id specified", file=sys.stderr)
 sys.exit(1)
 """,
-    # Prints $FAKE_SQUEUE_OUTPUT (lines separated by ";"), as if those jobs were queued.
+    # Prints $FAKE_SQUEUE_OUTPUT, or the file $FAKE_SQUEUE_FILE (lines separated by ";").
     "squeue": """
 if unreachable:
     print("slurm_load_jobs error: Unable to contact slurm controller (connect failure)",
           file=sys.stderr)
     sys.exit(1)
 output = os.environ.get("FAKE_SQUEUE_OUTPUT", "")
+if os.environ.get("FAKE_SQUEUE_FILE"):
+    output = open(os.environ["FAKE_SQUEUE_FILE"]).read().strip()
 if output:
     print(output.replace(";", "\\n"))
 """,

@@ -35,7 +35,7 @@ from tests.slurm_helpers import (
 from tools.local_slurm import Cluster, job_records, start, status, wait_for_jobs
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.report import TIMELINE_SIZE
-from volcano_gif.run_record import require_record, update_record
+from volcano_gif.run_record import require_record
 
 pytestmark = pytest.mark.slurm
 
@@ -315,20 +315,15 @@ def test_watch_judges_jobs_slurm_has_forgotten_from_the_files(
 ) -> None:
     array_id, gif_id = submit(slurm, project, "--frames", "2")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
-
     # As if MinJobAge had passed: ids that Slurm does not know (any more).
-    def forgotten(record: object) -> None:
-        latest = record.submissions[-1]  # type: ignore[attr-defined]
-        latest.array_job_id, latest.gif_job_id = "999998", "999999"
-
-    update_record(ProjectPaths(project), forgotten)
-    result = run([sys.executable, "-m", "volcano_gif", "watch"], cwd=project,
-                 env=cluster_env(slurm))  # fmt: skip
+    result = run([sys.executable, "-m", "volcano_gif", "watch", "--jobs", "999998,999999"],
+                 cwd=project, env=cluster_env(slurm))  # fmt: skip
     assert result.returncode == 0, result.stderr
     (line,) = _watch_lines(result.stderr)
     assert line.startswith("frames 2/2 | array 999998: ")
     assert "gif job 999999: gone, run assembled" in line
     assert "[judged from output/run.json and the files on disk" in line
+    assert result.stdout == f"{project / 'output/gifs/volcano.gif'}\n"
 
 
 def test_start_again_after_kill_9_brings_the_cluster_back(slurm: Cluster, project: Path) -> None:

@@ -172,7 +172,9 @@ def _watch(args: argparse.Namespace) -> int:
 
     if args.interval > args.max_interval:
         raise UsageError("--interval must not be larger than --max-interval")
-    return watch_run(ProjectPaths(args.root.resolve()), args.interval, args.max_interval)
+    return watch_run(
+        ProjectPaths(args.root.resolve()), args.interval, args.max_interval, jobs=args.jobs
+    )
 
 
 def _cancel(args: argparse.Namespace) -> int:
@@ -254,6 +256,8 @@ def build_parser(default_root: Path) -> Parser:
                        help="seconds before the second poll (default %(default)s)")  # fmt: skip
     watch.add_argument("--max-interval", type=_seconds, default=30.0, metavar="S",
                        help="longest wait between polls (default %(default)s)")  # fmt: skip
+    watch.add_argument("--jobs", metavar="ARRAY,GIF",
+                       help="watch these jobs (default: the run's latest two)")  # fmt: skip
     watch.set_defaults(run=_watch)
     cancel = commands.add_parser(
         "cancel", help="cancel the run in output/run.json; rendered frames are kept"

@@ -77,12 +77,38 @@ class Snapshot:
         )
 
 
-def poll(paths: ProjectPaths, record: RunRecord, accounting: bool, array_tasks: int) -> Snapshot:
+@dataclass(frozen=True)
+class Watched:
+    """The jobs a watch follows: an array (or none) and its assembly job."""
+
+    array_job: str | None
+    gif_job: str
+    array_tasks: int  # how many tasks the array has
+
+    @classmethod
+    def latest(cls, record: RunRecord) -> Watched:
+        latest = record.latest
+        if latest is None or latest.gif_job_id is None:
+            raise UsageError(f"run {record.run_id} has no submitted assembly job to watch")
+        tasks = len(_tasks_of(latest.array)) if latest.array else 0
+        return cls(latest.array_job_id, latest.gif_job_id, tasks)
+
+    @classmethod
+    def given(cls, record: RunRecord, jobs: str) -> Watched:
+        """From ``--jobs ARRAY,GIF`` (or ``--jobs GIF``), e.g. from submit-gif-job's output."""
+        ids = [job.strip() for job in jobs.split(",") if job.strip()]
+        if not 1 <= len(ids) <= 2 or not all(job.isdigit() for job in ids):
+            raise UsageError(f"--jobs {jobs!r}: give ARRAY_ID,GIF_ID (or GIF_ID), e.g. 12,13")
+        for submission in record.submissions:
+            if submission.job_ids == ids:
+                tasks = len(_tasks_of(submission.array)) if submission.array else 0
+                return cls(ids[0] if len(ids) == 2 else None, ids[-1], tasks)
+        return cls(ids[0] if len(ids) == 2 else None, ids[-1], 0)
+
+
+def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: bool) -> Snapshot:
     """One look at the run: one squeue call, and more only for jobs that left it."""
-    latest = record.latest
-    if latest is None or latest.gif_job_id is None:
-        raise UsageError(f"run {record.run_id} has no submitted assembly job to watch")
-    array_job, gif_job = latest.array_job_id, latest.gif_job_id
+    array_job, gif_job = watched.array_job, watched.gif_job
     jobs = [job for job in (array_job, gif_job) if job]
     lines, source = slurm.job_lines(jobs), "squeue"
     if not any(line.job_id == gif_job for line in lines):
@@ -94,8 +120,8 @@ def poll(paths: ProjectPaths, record: RunRecord, accounting: bool, array_tasks: 
     gif_lines = [line for line in lines if line.job_id == gif_job]
     task_lines = [line for line in lines if line.job_id == array_job and line.task is not None]
     counts = Counter(task_category(line.state) for line in task_lines)
-    if array_job and len(task_lines) < array_tasks:
-        counts["gone"] = array_tasks - len(task_lines)
+    if array_job and len(task_lines) < watched.array_tasks:
+        counts["gone"] = watched.array_tasks - len(task_lines)
     current = _reread(paths, record)
     if gif_lines:
         gif_state, gif_reason = gif_lines[0].state, gif_lines[0].reason
@@ -125,23 +151,27 @@ def watch_run(
     paths: ProjectPaths,
     first_interval: float = FIRST_INTERVAL,
     last_interval: float = LAST_INTERVAL,
+    *,
     stream: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    jobs: str | None = None,
 ) -> int:
-    """Follow the run in output/run.json to its end; 0 if its GIF was made and verified."""
+    """Follow the run in output/run.json to its end; 0 if its GIF was made and verified.
+
+    ``jobs`` (``"ARRAY,GIF"``) watches those jobs instead of the run's latest two.
+    """
     out = stream or sys.stderr
     record = require_record(paths)
-    if record.mode == Mode.LOCAL:
+    if record.mode == Mode.LOCAL and jobs is None:
         return _watch_local(
             paths, record, out, intervals=(first_interval, last_interval), sleep=sleep
         )
-    latest = record.latest
-    array_tasks = len(_tasks_of(latest.array)) if latest and latest.array else 0
+    watched = Watched.given(record, jobs) if jobs else Watched.latest(record)
     accounting = slurm.read_config().accounting
     interval, shown = first_interval, ""
     while True:
-        snapshot = poll(paths, record, accounting, array_tasks)
-        line = snapshot.line(latest.array_job_id if latest else None)
+        snapshot = poll(paths, record, watched, accounting)
+        line = snapshot.line(watched.array_job)
         if line != shown:
             print(line, file=out, flush=True)
             shown = line

@@ -1,0 +1,52 @@
+"""The watch's polling: one squeue per poll, backing off from 2 s to 30 s (fake squeue)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import install_fake_slurm, slurm_calls
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.run_record import Mode, Parameters, Submission, new_record, write_record
+from volcano_gif.watch import watch_run
+
+
+def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = install_fake_slurm(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_LOG", str(tmp_path / "slurm.log"))
+    queue = tmp_path / "queue"
+    queue.write_text("12|1|RUNNING|None;12|2|PENDING|None;13|N/A|PENDING|Dependency")
+    monkeypatch.setenv("FAKE_SQUEUE_FILE", str(queue))
+    paths = ProjectPaths(tmp_path / "project")
+    record = new_record(Mode.SLURM, Parameters(2, 1, 640, 480, 25, 400))
+    record.submissions.append(Submission("start", record.created, "1-2", 1, [], "12", "13"))
+    write_record(paths, record)
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 12:  # the run ends after 12 waits
+            queue.write_text("12|1|COMPLETED|None;12|2|COMPLETED|None;13|N/A|COMPLETED|None")
+
+    shown = io.StringIO()
+    code = watch_run(paths, stream=shown, sleep=sleep)
+    assert waits == [2.0, 3.0, 4.5, 6.75, 10.125, 15.1875, 22.78125, 30.0, 30.0, 30.0, 30.0, 30.0]
+    squeues = slurm_calls(tmp_path / "slurm.log", "squeue")
+    assert len(squeues) == len(waits) + 1  # one per poll, for both jobs and every task
+    assert all("12,13" in call["args"] for call in squeues)
+    lines = shown.getvalue().splitlines()
+    assert lines[:2] == [  # printed when something changes, not on every poll
+        "frames 0/2 | array 12: 1 pending, 1 running, 0 completed, 0 failed | "
+        "gif job 13: PENDING (Dependency)",
+        "frames 0/2 | array 12: 0 pending, 0 running, 2 completed, 0 failed | "
+        "gif job 13: COMPLETED",
+    ]
+    assert code == 1  # COMPLETED, but no verified GIF: the watch says so
+    assert lines[-1] == "finish it with: bash submit-gif-job --resume"
