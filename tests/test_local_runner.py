@@ -95,7 +95,7 @@ def test_submit_gif_job_local(project: Path) -> None:
     assert steps[0].startswith("rendering: 12/12 frames, ")
     assert "checked 12 frames: all there, complete, of this run" in steps
     assert "verified archive (12 frames), MP4 (12 frames), GIF (12 frames, 400x300)" in steps
-    assert any(step.startswith("report: tasks: 2 on 1 node(s)") for step in steps)
+    assert "report: tasks: 2 on 1 node(s), 12 frames rendered" in steps
 
 
 def test_submit_gif_job_without_sbatch_runs_locally(project: Path, tmp_path: Path) -> None:

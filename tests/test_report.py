@@ -66,15 +66,17 @@ def test_tasks_csv_has_one_row_per_task_and_its_numbers_add_up(tmp_path: Path) -
 
 
 def test_summary_says_where_the_time_went_and_what_to_change() -> None:
-    rows = [{"node": "n1", "frames": 1, "startup_s": 0.9, "render_s": 0.07, "wall_s": 1.0}] * 4
+    rows = [{"node": "n1", "frames": 1, "startup_s": 0.9, "render_s": 0.07, "wall_s": 1.0}] * 200
     table = pd.DataFrame(rows)
     assert summary_lines(table) == [
-        "tasks: 4 on 1 node(s) (n1 4), 4 frames rendered",
+        "tasks: 200 on 1 node(s), 200 frames rendered",
         "median start-up: 0.90 s per task; median 0.070 s per frame",
-        "core-seconds: 4.0, of which start-up 3.6 (90%) and rendering 0.3",
+        "core-seconds: 200.0, of which start-up 180.0 (90%) and rendering 14.0",
         "start-up is 90% of the work; to bring it under 10% on this cluster, "
         "use --frames-per-task 116 or more (now 1)",
     ]
+    # Never more frames per task than the run has frames.
+    assert summary_lines(table.head(4))[-1].endswith("use --frames-per-task 4 or more (now 1)")
     big = pd.DataFrame([{**rows[0], "frames": 180, "render_s": 12.6, "wall_s": 13.6}] * 2)
     assert summary_lines(big)[-1] == "start-up is 7% of the work: about 10% or less already"
     assert summary_lines(big, slurm=False)[-1] == (
@@ -117,3 +119,14 @@ def test_a_failing_report_never_fails_the_assembly(
         result.stderr
     )
     assert (paths.root / "output/gifs/volcano.gif").is_file()
+
+
+def test_lanes_put_tasks_that_never_overlap_on_one_node_in_one_lane() -> None:
+    from volcano_gif.report import lanes
+
+    table = pd.DataFrame({
+        "node": ["n1", "n1", "n2", "n1", "n1"],
+        "start_s": [0.0, 0.1, 0.0, 1.0, 1.2],
+        "end_s": [1.0, 1.1, 2.0, 2.0, 2.1],
+    })  # fmt: skip
+    assert lanes(table) == ["n1 #1", "n1 #2", "n2 #1", "n1 #1", "n1 #2"]

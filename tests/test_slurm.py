@@ -95,7 +95,7 @@ def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None
         picture.load()
         assert picture.size == TIMELINE_SIZE
     log = (project / f"output/slurm_files/create_gif-{gif_id}.err").read_text()
-    assert re.search(r"report: tasks: 6 on 2 node\(s\) \(n1 \d, n2 \d\), 12 frames rendered", log)
+    assert "report: tasks: 6 on 2 node(s), 12 frames rendered" in log
     assert "report: median start-up:" in log
 
 

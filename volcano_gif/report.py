@@ -99,9 +99,7 @@ def summary_lines(table: pd.DataFrame, slurm: bool = True) -> list[str]:
     startup_core = float(table["startup_s"].sum())
     share = startup_core / core if core > 0 else 0.0
     lines = [
-        f"tasks: {len(table)} on {len(nodes)} node(s) "
-        f"({', '.join(f'{node} {count}' for node, count in nodes.items())}), "
-        f"{frames} frames rendered",
+        f"tasks: {len(table)} on {len(nodes)} node(s), {frames} frames rendered",
         f"median start-up: {startup:.2f} s per task; median {per_frame:.3f} s per frame",
         f"core-seconds: {core:.1f}, of which start-up {startup_core:.1f} ({share:.0%}) "
         f"and rendering {float(table['render_s'].sum()):.1f}",
@@ -109,7 +107,7 @@ def summary_lines(table: pd.DataFrame, slurm: bool = True) -> list[str]:
     if rendering.empty or not per_frame > 0:
         lines.append("no task rendered a frame (all were complete already): nothing to measure")
         return lines
-    needed = math.ceil((1 - STARTUP_TARGET) / STARTUP_TARGET * startup / per_frame)
+    needed = min(math.ceil((1 - STARTUP_TARGET) / STARTUP_TARGET * startup / per_frame), frames)
     per_task = frames / len(table)
     if not slurm:
         lines.append(f"start-up is {share:.0%} of the work: each local worker starts once")
@@ -123,8 +121,27 @@ def summary_lines(table: pd.DataFrame, slurm: bool = True) -> list[str]:
     return lines
 
 
+def lanes(table: pd.DataFrame) -> list[str]:
+    """A lane for each task: tasks on one node that never overlap share a lane.
+
+    So 360 one-frame tasks on 4 cores draw as 4 lanes of 90 bars each: one
+    bar per task, with the cores' idle gaps and start-ups in plain sight.
+    """
+    ends: dict[str, list[float]] = {}
+    names = []
+    for node, start, end in zip(table["node"], table["start_s"], table["end_s"], strict=True):
+        lane_ends = ends.setdefault(node, [])
+        free = next((k for k, last in enumerate(lane_ends) if last <= start + 0.05), None)
+        if free is None:
+            lane_ends.append(end)
+            free = len(lane_ends) - 1
+        lane_ends[free] = end
+        names.append(f"{node} #{free + 1}")
+    return names
+
+
 def draw_timeline(table: pd.DataFrame, record: RunRecord, summary: list[str], target: Path) -> None:
-    """The timeline picture: a bar per task, and core-seconds by node and phase."""
+    """The timeline picture: a bar per task in lanes, and core-seconds by node and phase."""
     import pandas as pd
     import seaborn as sns
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -139,32 +156,45 @@ def draw_timeline(table: pd.DataFrame, record: RunRecord, summary: list[str], ta
         if origin is not None and record.assembly_started and record.ended
         else None
     )
+    lane_of = lanes(table)
+    lane_names = sorted(set(lane_of), key=lambda name: (name.split(" #")[0],
+                                                          int(name.split(" #")[1])))  # fmt: skip
+    row_of = {name: row for row, name in enumerate(lane_names)}
+    rows = [row_of[name] for name in lane_of]
     with sns.axes_style("whitegrid"):
         figure = Figure(figsize=(TIMELINE_SIZE[0] / 100, TIMELINE_SIZE[1] / 100), dpi=100)
         FigureCanvasAgg(figure)
         timeline, phases = figure.subplots(1, 2, width_ratios=[3, 1])
-        height = 0.9 if len(table) < 60 else 1.0
-        rows = list(range(len(table)))
         colours = [palette[node] for node in table["node"]]
         start, first, end = (
             table[c].to_numpy(float) for c in ("start_s", "first_frame_s", "end_s")
         )
-        timeline.barh(rows, first - start, left=start, height=height, color=colours, alpha=0.35,
-                      linewidth=0)  # fmt: skip
-        timeline.barh(rows, end - first, left=first, height=height, color=colours, linewidth=0)
+        # A thin white edge keeps back-to-back tasks apart.
+        timeline.barh(rows, first - start, left=start, height=0.8, color=colours, alpha=0.3,
+                      edgecolor="white", linewidth=0.3)  # fmt: skip
+        timeline.barh(rows, end - first, left=first, height=0.8, color=colours,
+                      edgecolor="white", linewidth=0.3)  # fmt: skip
+        labels = list(lane_names)
         if assembly is not None and origin is not None:
             began, ended = (value - origin for value in assembly if value is not None)
-            timeline.barh(len(table) + 1, ended - began, left=began, height=height, color="0.3")
-            timeline.text(began, len(table) + 1.6, " assembly", va="bottom", fontsize=9)
-        timeline.set_ylim(-1, len(table) + 4)
-        timeline.set_yticks([])
+            timeline.barh(len(lane_names), ended - began, left=began, height=0.8, color="0.3")
+            labels.append("assembly")
+        timeline.set_yticks(range(len(labels)), labels, fontsize=8)
+        timeline.set_ylim(-0.7, len(labels) - 0.3)
+        timeline.invert_yaxis()
+        timeline.set_xlim(left=0)
         timeline.set_xlabel("seconds since submission")
-        timeline.set_ylabel(f"{len(table)} render tasks, by start time")
-        timeline.set_title(f"run {record.run_id}: {record.parameters.describe()}", fontsize=11)
+        frames_per_task = record.parameters.frames_per_task if record.mode_is_slurm else None
+        tasks = f"{len(table)} tasks" + (
+            f" of {frames_per_task} frame{'s' if frames_per_task > 1 else ''}"
+            if frames_per_task else " (local workers)"
+        )  # fmt: skip
+        timeline.set_title(f"{record.parameters.describe()}: {tasks}", fontsize=11, pad=24)
         handles = [Patch(color=palette[node], label=node) for node in nodes]
-        handles += [Patch(color="0.5", alpha=0.35, label="start-up"),
+        handles += [Patch(color="0.5", alpha=0.3, label="start-up"),
                     Patch(color="0.5", label="rendering")]  # fmt: skip
-        timeline.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
+        timeline.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=6,
+                        fontsize=8, frameon=False)  # fmt: skip
 
         by_phase = pd.concat(
             [
@@ -178,10 +208,11 @@ def draw_timeline(table: pd.DataFrame, record: RunRecord, summary: list[str], ta
                     palette=["0.75", "0.35"])  # fmt: skip
         phases.set_xlabel("core-seconds")
         phases.set_ylabel("")
-        phases.set_title("core time by phase", fontsize=11)
+        phases.set_title("core time by phase", fontsize=11, pad=24)
         phases.legend(fontsize=8)
-        figure.text(0.01, 0.01, "   ".join(summary[1:3]), fontsize=8, color="0.25")
-        figure.subplots_adjust(left=0.05, right=0.98, top=0.92, bottom=0.16, wspace=0.25)
+        figure.text(0.01, 0.015, f"run {record.run_id}.   " + "   ".join(summary[1:3]),
+                    fontsize=8, color="0.25")  # fmt: skip
+        figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.14, wspace=0.22)
         write_atomically(target, lambda temporary: figure.savefig(temporary, format="png"))
 
 
