@@ -305,6 +305,10 @@ def guarded(prog: str, command: Callable[[], int]) -> int:
 
     try:
         return command()
+    except BrokenPipeError:  # e.g. `... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
     except ModuleNotFoundError as error:
         print(
             f"{prog}: error: Python package {error.name!r} is missing for {sys.executable}: "

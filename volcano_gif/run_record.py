@@ -190,8 +190,8 @@ def now() -> str:
 
 
 def new_run_id() -> str:
-    """A run id that sorts by time: ``20261121T173505-4f2a``."""
-    return f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+    """A run id that sorts by time: ``20261121T173505-4821``."""
+    return f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.randbelow(10000):04d}"
 
 
 def versions(slurm_version: str | None = None) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import shutil
 from dataclasses import dataclass
 
@@ -59,7 +60,10 @@ def _call_capturing(args: list[str]) -> tuple[str, str]:
             raise ControllerUnreachableError(
                 f"cannot reach the Slurm controller ({args[0]}: {last}); {UNREACHABLE_HINT}"
             ) from None
-        raise SlurmError(str(error)) from None
+        said = " / ".join(line.strip() for line in error.stderr.splitlines() if line.strip())
+        raise SlurmError(
+            f"{shlex.join(args)} failed (exit code {error.returncode}): {said or 'no message'}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,8 @@ def plan_main(argv: Sequence[str]) -> int:
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # our reader has gone (`| head`): cli.guarded ends quietly
     except (slurm.SlurmError, CommandError, OSError, RuntimeError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -507,7 +509,6 @@ def record_main(argv: Sequence[str]) -> int:
 def cancel_run(paths: ProjectPaths) -> int:
     """Cancel the run in output/run.json: its queued jobs with one scancel, or a local run."""
     record = require_record(paths)
-    kept = len(frames_on_disk(paths.images))
     if record.mode == Mode.LOCAL:
         holder = folder_holder(paths)
         if holder is None:
@@ -540,7 +541,7 @@ def cancel_run(paths: ProjectPaths) -> int:
         f"{job} ({'gif' if job in gif_jobs else 'frames'}, was {queued[job]})" for job in ordered
     )
     print(
-        f"cancelled run {record.run_id}: {described}. The {kept} frames in images/ are kept: "
-        f"finish the run later with: bash {SUBMIT_SCRIPT} --resume"
+        f"cancelled run {record.run_id}: {described}. Every frame rendered so far is kept in "
+        f"images/: finish the run later with: bash {SUBMIT_SCRIPT} --resume"
     )
     return 0

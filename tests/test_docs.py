@@ -1,0 +1,127 @@
+"""The README and the tutorial stay true: their commands run, their examples match the code.
+
+The tutorial's blocks themselves run in docs/ (tests/tutorial.py); here: its
+shape, the README's GIF and commands, and the README's error example.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.fakes import install_fake_slurm, sbatch_calls
+from tests.helpers import REPO, copy_project, project_env, run
+from tests.tutorial import parse_console
+from volcano_gif.assembler import FramesNotReadyError
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.rerun import rerender_hint
+from volcano_gif.run_record import Parameters
+
+README = (REPO / "README.md").read_text()
+TUTORIAL = (REPO / "docs/tutorial.md").read_text()
+
+
+def _fenced(text: str, after: str, language: str = "bash") -> str:
+    start = text.index(after)
+    return text[start:].split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_links_the_tutorial_near_the_top_and_shows_the_gif() -> None:
+    top = README[: README.index("## Two commands")]
+    assert "(docs/tutorial.md)" in top
+    assert "![The volcano, turning](docs/volcano.gif)" in top
+
+
+def test_the_readme_gif_is_what_its_command_makes(project: Path) -> None:
+    command = re.search(r"with\s+`(bash submit-gif-job --local [^`]*)`", README)
+    assert command, "the README says which command made docs/volcano.gif"
+    gif = REPO / "docs/volcano.gif"
+    assert gif.stat().st_size < 1_000_000
+    result = run(command.group(1).split(), cwd=project)
+    assert result.returncode == 0, result.stderr
+    with Image.open(gif) as shown, Image.open(project / "output/gifs/volcano.gif") as made:
+        assert (made.n_frames, made.size) == (shown.n_frames, shown.size)  # type: ignore[attr-defined]
+        assert made.info["duration"] == shown.info["duration"]
+
+
+def test_the_readme_cluster_commands_run(tmp_path: Path) -> None:
+    bin_dir = install_fake_slurm(tmp_path / "bin")
+    block = _fenced(README, "## Running it on a cluster")
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(commands) == 7
+    for index, command in enumerate(commands):
+        project = copy_project(tmp_path / f"project{index}")
+        log = tmp_path / f"slurm{index}.log"
+        words = command.split()
+        settings = dict(word.split("=", 1) for word in words if re.match(r"^[A-Z_]+=", word))
+        words = [word for word in words if not re.match(r"^[A-Z_]+=", word)]
+        env = project_env({
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
+            **settings,
+        })  # fmt: skip
+        result = run(words, cwd=project, env=env)
+        if "--watch" in words:  # fake jobs never produce a GIF: the watch says so, exit 1
+            assert result.returncode == 1, result.stderr
+            assert "finish it with: bash submit-gif-job --resume" in result.stderr
+        else:
+            assert result.returncode == 0, f"{command}: {result.stderr}"
+        submitted = len(sbatch_calls(log))
+        assert submitted == (0 if "--dry-run" in words else 2), command
+
+
+def test_the_readme_missing_frames_example_is_what_the_assembler_prints() -> None:
+    shown = _fenced(README, "## When frames are missing", "").strip().splitlines()
+    root = Path("/home/me/volcano")
+    paths = ProjectPaths(root)
+    problems = {17: f"missing: {paths.frame(17)}"}
+    hint = rerender_hint(paths, [17], Parameters(360, 1, 640, 480, 25, 400))
+    message = f"volcano-gif: error: {FramesNotReadyError(problems, 360, hint)}"
+    printed = message.replace(sys.executable, "/home/me/volcano/.venv/bin/python")
+    assert printed.splitlines() == shown
+
+
+def _console_blocks() -> list[tuple[int, str, bool]]:
+    """(line, source, skipped) for every console block of the tutorial."""
+    blocks = []
+    lines = TUTORIAL.splitlines()
+    for number, line in enumerate(lines):
+        if line == "```console":
+            end = lines.index("```", number + 1)
+            before = [text for text in lines[max(0, number - 6) : number] if text.strip()]
+            skipped = bool(before) and before[-1] == "<!-- skip: next -->"
+            blocks.append((number + 1, "\n".join(lines[number + 1 : end]), skipped))
+    return blocks
+
+
+def test_the_tutorial_runs_nearly_every_block_and_says_which_it_does_not() -> None:
+    blocks = _console_blocks()
+    skipped = [block for block in blocks if block[2]]
+    assert len(blocks) >= 40
+    assert len(skipped) <= 2
+    for line, _, _ in skipped:
+        above = "\n".join(TUTORIAL.splitlines()[max(0, line - 8) : line])
+        assert "Not run by the tests" in above, f"line {line}: say why it is not run"
+    for _, source, _ in blocks:
+        assert parse_console(source), source  # every block is commands and their output
+    fences = re.findall(r"^```(\w*)$", TUTORIAL, flags=re.MULTILINE)
+    assert set(fences) == {"console", ""}  # no shell block escapes the tests
+
+
+@pytest.mark.parametrize("section", range(1, 10))
+def test_every_tutorial_section_ends_with_an_exercise(section: int) -> None:
+    parts = re.split(r"^## ", TUTORIAL, flags=re.MULTILINE)
+    (body,) = [part for part in parts if part.startswith(f"{section}. ")]
+    assert "<details><summary>Exercise:" in body
+    assert body.rstrip().endswith("</details>")
+
+
+def test_the_tutorial_pictures_exist() -> None:
+    for picture in re.findall(r"\]\((images/[^)]+)\)", TUTORIAL):
+        assert (REPO / "docs" / picture).is_file(), picture
+    for picture in re.findall(r"\]\((docs/[^)]+)\)", README):
+        assert (REPO / picture).is_file(), picture
