@@ -294,7 +294,9 @@ def test_watch_follows_a_clean_run_to_its_gif(slurm: Cluster, project: Path) -> 
     assert re.search(r"array \d+: 0 pending, 0 running, 6 completed, 0 failed", lines[-1])
     assert lines[-1].endswith(": COMPLETED")
     assert "assembled: output/gifs/volcano.gif and output/gifs/volcano.mp4" in result.stderr
-    assert re.search(r"^  tasks: 6 on [12] node\(s\) ", result.stderr, flags=re.MULTILINE)
+    assert re.search(
+        r"^  tasks: 6 on [12] node\(s\), 6 frames rendered$", result.stderr, flags=re.MULTILINE
+    )
     assert result.stdout.splitlines()[-1] == str(project / "output/gifs/volcano.gif")
 
 

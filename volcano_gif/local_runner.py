@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from volcano_gif.assembler import AssemblyResult, assemble
 from volcano_gif.data import load_grid
-from volcano_gif.frames import check_frames, frames_of_other_runs
+from volcano_gif.frames import check_frames
 from volcano_gif.layout import (
     DEFAULT_FRAME_COUNT,
     DEFAULT_SIZE,
@@ -45,7 +45,12 @@ from volcano_gif.layout import (
 )
 from volcano_gif.progress import FrameProgress
 from volcano_gif.render import DEFAULT_PNG_LEVEL, FrameRenderer
-from volcano_gif.run_guard import check_writable, holding_folder, refuse_if_active
+from volcano_gif.run_guard import (
+    check_writable,
+    holding_folder,
+    refuse_frames_of_other_runs,
+    refuse_if_active,
+)
 from volcano_gif.run_record import (
     Mode,
     Parameters,
@@ -55,6 +60,7 @@ from volcano_gif.run_record import (
     now,
     read_record,
     require_record,
+    run_is_complete,
     update_record,
     write_record,
 )
@@ -249,37 +255,6 @@ def _begin(
     record.submitted = record.started = now()
     write_record(paths, record)
     return record, None
-
-
-def refuse_frames_of_other_runs(paths: ProjectPaths, parameters: Parameters) -> None:
-    """Refuse to overwrite complete frames that belong to another run."""
-    others = frames_of_other_runs(paths.images, parameters.frame_count, parameters.size)
-    if others:
-        first = min(others)
-        raise UsageError(
-            f"images/ holds {len(others)} complete frames of another run (frame {first} "
-            f"{others[first].split(' (')[0].removeprefix('is not ')}...), which this run of "
-            f"{parameters.describe()} would overwrite: finish that run with "
-            f"bash {SUBMIT_SCRIPT} --resume, or start over with --force"
-        )
-
-
-def run_is_complete(paths: ProjectPaths, record: RunRecord) -> bool:
-    """True if the run was assembled and its outputs are on disk, checksums intact."""
-    return record.state == RunState.ASSEMBLED and outputs_verified(paths, record)
-
-
-def outputs_verified(paths: ProjectPaths, record: RunRecord) -> bool:
-    """True if every output in the record is on disk with its recorded checksum."""
-    from volcano_gif.verify import sha256_of
-
-    if set(record.outputs) != {"mp4", "gif", "archive"}:
-        return False
-    for output in record.outputs.values():
-        path = paths.root / output.path
-        if not path.is_file() or sha256_of(path) != output.sha256:
-            return False
-    return True
 
 
 def run_local(

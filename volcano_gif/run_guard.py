@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import IO
 
 from volcano_gif import slurm
+from volcano_gif.frames import frames_of_other_runs
 from volcano_gif.layout import SUBMIT_SCRIPT, ProjectPaths, UsageError
-from volcano_gif.run_record import RunRecord, RunState
+from volcano_gif.run_record import Parameters, RunRecord, RunState
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +153,15 @@ def _alive(pid: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def refuse_frames_of_other_runs(paths: ProjectPaths, parameters: Parameters) -> None:
+    """Refuse to overwrite complete frames that belong to another run."""
+    others = frames_of_other_runs(paths.images, parameters.frame_count, parameters.size)
+    if others:
+        first = min(others)
+        raise UsageError(
+            f"images/ holds {len(others)} complete frames of another run, which this run of "
+            f"{parameters.describe()} would overwrite (frame {first} {others[first]}): finish "
+            f"that run with bash {SUBMIT_SCRIPT} --resume, or start over with --force"
+        )

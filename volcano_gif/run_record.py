@@ -287,3 +287,21 @@ def update_record(
         record.updated = now()
         write_record(paths, record)
         return record
+
+
+def run_is_complete(paths: ProjectPaths, record: RunRecord) -> bool:
+    """True if the run was assembled and its outputs are on disk, checksums intact."""
+    return record.state == RunState.ASSEMBLED and outputs_verified(paths, record)
+
+
+def outputs_verified(paths: ProjectPaths, record: RunRecord) -> bool:
+    """True if every output in the record is on disk with its recorded checksum."""
+    from volcano_gif.verify import sha256_of
+
+    if set(record.outputs) != {"mp4", "gif", "archive"}:
+        return False
+    for output in record.outputs.values():
+        path = paths.root / output.path
+        if not path.is_file() or sha256_of(path) != output.sha256:
+            return False
+    return True

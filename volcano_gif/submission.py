@@ -65,6 +65,7 @@ from volcano_gif.run_guard import (
     check_writable,
     folder_holder,
     holding_folder,
+    refuse_frames_of_other_runs,
     refuse_if_active,
 )
 from volcano_gif.run_record import (
@@ -77,6 +78,7 @@ from volcano_gif.run_record import (
     now,
     read_record,
     require_record,
+    run_is_complete,
     update_record,
     write_record,
 )
@@ -258,7 +260,7 @@ def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_
 
 
 def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord | None) -> int:
-    from volcano_gif.local_runner import default_workers, run_is_complete, run_local
+    from volcano_gif.local_runner import default_workers, run_local
 
     if args.resume and record is not None and run_is_complete(paths, record):
         return _say_complete(paths, record)
@@ -310,8 +312,6 @@ def _plan_slurm(
     record: RunRecord | None,
     config: slurm.ClusterConfig,
 ) -> int:
-    from volcano_gif.local_runner import refuse_frames_of_other_runs, run_is_complete
-
     _preflight(paths)
     array: ArrayPlan | None
     if args.resume and record is not None:

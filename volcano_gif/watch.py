@@ -26,7 +26,7 @@ from volcano_gif import slurm
 from volcano_gif.frames import frames_on_disk
 from volcano_gif.layout import RESUME_COMMAND, ProjectPaths, UsageError
 from volcano_gif.run_guard import folder_holder
-from volcano_gif.run_record import Mode, RunRecord, RunState, require_record
+from volcano_gif.run_record import Mode, RunRecord, RunState, require_record, run_is_complete
 
 FIRST_INTERVAL = 2.0
 LAST_INTERVAL = 30.0
@@ -204,8 +204,6 @@ def _watch_local(
 
 def verdict(paths: ProjectPaths, run_id: str, out: TextIO) -> int:
     """Say how the run ended: the outputs and the report, or what is wrong and the fix."""
-    from volcano_gif.local_runner import run_is_complete
-
     record = require_record(paths)
     if record.run_id == run_id and run_is_complete(paths, record):
         summary = paths.report / "summary.txt"
