@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -119,6 +120,21 @@ def test_unreachable_controller_names_the_local_way_out(
     assert "check the cluster with `sinfo`" in line
     assert "bash submit-gif-job --local" in line
     assert sbatch_calls(_log(tmp_path)) == []
+    assert not (project / "images").exists()
+
+
+def test_slurm_client_without_a_cluster_names_the_local_way_out(project: Path) -> None:
+    # Debian's slurm-client installed, as the README asks, but no slurm.conf and no
+    # controller: the README's first command must say what to do, and submit nothing.
+    if shutil.which("scontrol") is None or Path("/etc/slurm/slurm.conf").exists():
+        pytest.skip("needs Slurm's clients installed and no /etc/slurm/slurm.conf")
+    env = {k: v for k, v in project_env().items() if k != "SLURM_CONF"}
+    result = run(["bash", "submit-gif-job", "--frames", "4"], cwd=project, env=env)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("submit-gif-job: error: cannot reach the Slurm controller (scontrol: ")
+    assert line.endswith("check the cluster with `sinfo`, or run on this machine with: "
+                         "bash submit-gif-job --local")  # fmt: skip
     assert not (project / "images").exists()
 
 

@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 #: What Slurm's clients say when there is no controller to talk to.
 _UNREACHABLE = (
     "Unable to contact slurm controller",
-    "Could not establish a configuration source",
+    "Could not establish a configuration source",  # slurm-client with no slurm.conf
+    "Unable to process configuration file",
     "Unable to establish controller machine",
 )
 UNREACHABLE_HINT = (
@@ -57,8 +58,9 @@ def _call_capturing(args: list[str]) -> tuple[str, str]:
     except CommandError as error:
         if any(marker in error.stderr for marker in _UNREACHABLE):
             last = error.stderr.strip().splitlines()[-1]
+            said = last if last.startswith(f"{args[0]}:") else f"{args[0]}: {last}"
             raise ControllerUnreachableError(
-                f"cannot reach the Slurm controller ({args[0]}: {last}); {UNREACHABLE_HINT}"
+                f"cannot reach the Slurm controller ({said}); {UNREACHABLE_HINT}"
             ) from None
         said = " / ".join(line.strip() for line in error.stderr.splitlines() if line.strip())
         raise SlurmError(
