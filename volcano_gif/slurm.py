@@ -52,6 +52,20 @@ def _call(args: list[str]) -> str:
     return _call_capturing(args)[0]
 
 
+def _call_about_jobs(args: list[str]) -> str:
+    """Like :func:`_call`, but jobs Slurm does not know (any more) are simply not listed.
+
+    squeue and scontrol fail with "Invalid job id specified" when none of the
+    ids they were given is known: that means no lines, not an error.
+    """
+    try:
+        return _call(args)
+    except SlurmError as error:
+        if "Invalid job id" in str(error):
+            return ""
+        raise
+
+
 def _call_capturing(args: list[str]) -> tuple[str, str]:
     try:
         return run_capturing(args)
@@ -107,13 +121,8 @@ def queued_jobs(job_ids: list[str]) -> dict[str, str]:
     """
     if not job_ids:
         return {}
-    try:
-        output = _call(["squeue", "--noheader", "--jobs", ",".join(job_ids),
-                        "--format", "%F|%T"])  # fmt: skip
-    except SlurmError as error:
-        if "Invalid job id" in str(error):  # every id has left the queue
-            return {}
-        raise
+    output = _call_about_jobs(["squeue", "--noheader", "--jobs", ",".join(job_ids),
+                               "--format", "%F|%T"])  # fmt: skip
     states: dict[str, str] = {}
     for line in output.splitlines():
         job, _, state = line.strip().partition("|")
@@ -139,13 +148,8 @@ def job_lines(job_ids: list[str]) -> list[JobLine]:
     ``--states=all`` keeps ended jobs until MinJobAge; ``--array`` gives each
     array task its own line.
     """
-    try:
-        output = _call(["squeue", "--noheader", "--array", "--states=all",
-                        "--jobs", ",".join(job_ids), "--format", "%F|%K|%T|%r"])  # fmt: skip
-    except SlurmError as error:
-        if "Invalid job id" in str(error):
-            return []
-        raise
+    output = _call_about_jobs(["squeue", "--noheader", "--array", "--states=all",
+                               "--jobs", ",".join(job_ids), "--format", "%F|%K|%T|%r"])  # fmt: skip
     lines = []
     for line in output.splitlines():
         parts = line.strip().split("|")
@@ -158,12 +162,7 @@ def job_lines(job_ids: list[str]) -> list[JobLine]:
 
 def scontrol_states(job_id: str) -> list[JobLine]:
     """The job (or every task of an array) as ``scontrol show job`` still knows it."""
-    try:
-        output = _call(["scontrol", "--oneliner", "show", "job", job_id])
-    except SlurmError as error:
-        if "Invalid job id" in str(error):
-            return []
-        raise
+    output = _call_about_jobs(["scontrol", "--oneliner", "show", "job", job_id])
     lines = []
     for line in output.splitlines():
         fields = dict(re.findall(r"(\w+)=(\S*)", line))

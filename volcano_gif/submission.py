@@ -234,6 +234,8 @@ def plan_main(argv: Sequence[str]) -> int:
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"{PROG}: %(message)s")
+    # Our steps, not matplotlib's ("generated new fontManager" on a first run).
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 
 def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_dir: Path) -> int:
