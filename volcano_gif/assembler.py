@@ -29,7 +29,7 @@ from pathlib import Path
 
 from volcano_gif.archive import ArchiveError, archive_path, verify_archive, write_archive
 from volcano_gif.commands import CommandError, run_concurrently
-from volcano_gif.files import remove_stale_temporaries, temporary_beside
+from volcano_gif.files import remove_stale_temporaries, temporary_beside, temporary_target
 from volcano_gif.frames import check_frames
 from volcano_gif.layout import (
     ARCHIVE_PREFIX,
@@ -118,8 +118,6 @@ def ffmpeg_executable() -> str:
 
 def unexpected_files(images_dir: Path, frame_count: int) -> list[Path]:
     """Files in ``images_dir`` that are neither frames of this run nor our temporaries."""
-    from volcano_gif.files import temporary_target
-
     expected = set(expected_frames(frame_count))
     return sorted(
         path

@@ -153,7 +153,7 @@ def _assemble(args: argparse.Namespace) -> int:
 def _local(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
     use_project_matplotlib_cache(paths)
-    from volcano_gif.local_runner import RunCancelledError, run_local
+    from volcano_gif.local_runner import EXIT_CANCELLED, RunCancelledError, run_local
 
     try:
         result = run_local(
@@ -161,7 +161,7 @@ def _local(args: argparse.Namespace) -> int:
             args.size, resume=args.resume, force=args.force,
         )  # fmt: skip
     except RunCancelledError:
-        return 143
+        return EXIT_CANCELLED
     for path in (result.mp4, result.gif, result.archive):
         print(path)
     return 0

@@ -20,13 +20,14 @@ from typing import Any
 _TEMPORARY_RE = re.compile(r"^\.(?P<target>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp$")
 
 
-def _short_host() -> str:
+def short_hostname() -> str:
+    """This machine's name without its domain: ``n1`` for ``n1.cluster.example``."""
     return socket.gethostname().split(".")[0] or "host"
 
 
 def temporary_beside(target: Path) -> Path:
     """A hidden temporary name in the folder of ``target`` (so a rename is atomic)."""
-    return target.with_name(f".{target.name}.{_short_host()}.{os.getpid()}.tmp")
+    return target.with_name(f".{target.name}.{short_hostname()}.{os.getpid()}.tmp")
 
 
 def temporary_target(name: str) -> str | None:

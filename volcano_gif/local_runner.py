@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from volcano_gif.assembler import AssemblyResult, assemble
 from volcano_gif.data import load_grid
+from volcano_gif.files import short_hostname
 from volcano_gif.frames import check_frames
 from volcano_gif.layout import (
     DEFAULT_FRAME_COUNT,
@@ -64,7 +65,7 @@ from volcano_gif.run_record import (
     update_record,
     write_record,
 )
-from volcano_gif.task_timing import TaskTiming, node_name
+from volcano_gif.task_timing import TaskTiming
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,10 @@ CHUNKS_PER_WORKER = 8
 
 class RunCancelledError(RuntimeError):
     """The local run was stopped (Ctrl-C, or SIGTERM from --cancel)."""
+
+
+#: The exit status of a local run that was stopped, as a shell shows a SIGTERM.
+EXIT_CANCELLED = 128 + signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,6 @@ def _start_worker(settings: _WorkerSettings) -> None:
     # Ctrl-C reaches the whole process group: the main process handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # One line per frame is for array tasks' logs; here the progress bar shows it.
-    logging.getLogger("volcano_gif.render").setLevel(logging.WARNING)
     timing = TaskTiming.for_local_worker(settings.run_id) if settings.run_id else None
     _Worker.renderer = FrameRenderer(
         settings.grid, settings.frame_count, *settings.size, png_level=settings.png_level
@@ -122,7 +125,7 @@ def _render_block(frames: range | list[int], images_dir: Path) -> dict[int, str]
     failures: dict[int, str] = {}
     for frame in frames:
         try:
-            renderer.render_many([frame], images_dir, settings.force, timing)
+            renderer.render_unless_done(frame, images_dir, settings.force, timing)
         except Exception as error:  # noqa: BLE001  (afterany: report, go on)
             failures[frame] = f"{type(error).__name__}: {error}"
         settings.done.put(frame)
@@ -244,7 +247,7 @@ def _begin(
         def resumed(current: RunRecord) -> None:
             current.mode = Mode.LOCAL.value
             current.state = RunState.RENDERING.value
-            current.submitter = {"host": node_name(), "pid": os.getpid()}
+            current.submitter = {"host": short_hostname(), "pid": os.getpid()}
             current.note("resumed", f"locally: {len(todo)} frames to render")
 
         return update_record(paths, resumed, record.run_id) or record, todo

@@ -190,6 +190,29 @@ class FrameRenderer:
             inspect_frame(target, frame, self.frame_count, self.size) is None
         )
 
+    def render_unless_done(
+        self,
+        frame: int,
+        images_dir: Path,
+        force: bool = False,
+        timing: TaskTiming | None = None,
+    ) -> tuple[Path, bool]:
+        """Render frame ``frame`` unless it is on disk, complete; return its path and
+        whether it was rendered.
+
+        So a task that runs again (a requeue, a resume) does only what is left;
+        ``force`` renders it anyway. ``images_dir`` must exist.
+        """
+        if not force and self.is_done(frame, images_dir):
+            if timing is not None:
+                timing.skipped.append(frame)
+            return images_dir / frame_name(frame), False
+        started = time.time()
+        path = self.render(frame, images_dir)
+        if timing is not None:
+            timing.frame_done(frame, started)
+        return path, True
+
     def render_many(
         self,
         frames: Iterable[int],
@@ -197,24 +220,14 @@ class FrameRenderer:
         force: bool = False,
         timing: TaskTiming | None = None,
     ) -> list[Path]:
-        """Render several frames with this one figure.
-
-        A frame that is already on disk, complete, is kept as it is, unless
-        ``force``: so a task that runs again (a requeue, a resume) does only
-        what is left.
-        """
+        """Render several frames with this one figure, keeping those already complete."""
         images_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for frame in frames:
-            if not force and self.is_done(frame, images_dir):
-                paths.append(images_dir / frame_name(frame))
-                logger.info("kept frame %d, already complete: %s", frame, paths[-1])
-                if timing is not None:
-                    timing.skipped.append(frame)
-                continue
-            started = time.time()
-            paths.append(self.render(frame, images_dir))
-            if timing is not None:
-                timing.frame_done(frame, started)
-            logger.info("rendered frame %d: %s", frame, paths[-1])
+            path, rendered = self.render_unless_done(frame, images_dir, force, timing)
+            paths.append(path)
+            if rendered:
+                logger.info("rendered frame %d: %s", frame, path)
+            else:
+                logger.info("kept frame %d, already complete: %s", frame, path)
         return paths

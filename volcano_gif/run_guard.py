@@ -14,13 +14,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from volcano_gif import slurm
+from volcano_gif.files import short_hostname
 from volcano_gif.frames import frames_of_other_runs
 from volcano_gif.layout import SUBMIT_SCRIPT, ProjectPaths, UsageError
 from volcano_gif.run_record import Parameters, RunRecord, RunState
@@ -67,7 +67,7 @@ def holding_folder(paths: ProjectPaths, what: str) -> Iterator[None]:
             raise FolderBusyError(_busy_message(paths, _holder(handle))) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()} {socket.gethostname().split('.')[0]} {what}\n")
+        handle.write(f"{os.getpid()} {short_hostname()} {what}\n")
         handle.flush()
         yield
     finally:
@@ -118,7 +118,7 @@ def refuse_if_active(paths: ProjectPaths, record: RunRecord | None) -> None:
     submitter = record.submitter or {}
     if (
         record.state == RunState.SUBMITTING
-        and submitter.get("host") == socket.gethostname().split(".")[0]
+        and submitter.get("host") == short_hostname()
         and _alive(submitter.get("pid"))
     ):
         raise FolderBusyError(

@@ -17,7 +17,6 @@ import logging
 import os
 import platform
 import secrets
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -25,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from volcano_gif.files import write_json_atomically
+from volcano_gif.files import short_hostname, write_json_atomically
 from volcano_gif.layout import RUN_RECORD, ProjectPaths, UsageError, format_size
 
 logger = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ def new_record(mode: Mode, parameters: Parameters, slurm_version: str | None = N
     record = RunRecord(
         run_id=new_run_id(), mode=mode.value, state=RunState.SUBMITTING.value,
         parameters=parameters, versions=versions(slurm_version), created=stamp, updated=stamp,
-        submitter={"host": socket.gethostname().split(".")[0], "pid": os.getppid()
+        submitter={"host": short_hostname(), "pid": os.getppid()
                    if mode is Mode.SLURM else os.getpid()},
     )  # fmt: skip
     record.note("created", f"{mode.value} run of {parameters.describe()}")

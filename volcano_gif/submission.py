@@ -38,7 +38,7 @@ from volcano_gif.arguments import (
     size_arg,
     task_option,
 )
-from volcano_gif.commands import CommandError
+from volcano_gif.files import short_hostname
 from volcano_gif.frames import check_frames, frames_on_disk
 from volcano_gif.layout import (
     DEFAULT_FRAME_COUNT,
@@ -219,17 +219,8 @@ def plan_main(argv: Sequence[str]) -> int:
     own, extra = _split_extra(own_and_extra)
     args = build_parser().parse_args(own)
     _configure_logging()
-    try:
-        _check_combinations(args, extra)
-        return _plan(ProjectPaths(Path.cwd()), args, extra, plan_dir)
-    except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:
-        raise  # our reader has gone (`| head`): cli.guarded ends quietly
-    except (slurm.SlurmError, CommandError, OSError, RuntimeError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+    _check_combinations(args, extra)  # errors are reported by cli.guarded, as everywhere
+    return _plan(ProjectPaths(Path.cwd()), args, extra, plan_dir)
 
 
 def _configure_logging() -> None:
@@ -284,7 +275,7 @@ def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord |
             "nothing was run"
         )
         return 0
-    from volcano_gif.local_runner import RunCancelledError
+    from volcano_gif.local_runner import EXIT_CANCELLED, RunCancelledError
 
     try:
         result = run_local(
@@ -292,7 +283,7 @@ def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord |
             resume=args.resume, force=args.force,
         )  # fmt: skip
     except RunCancelledError:
-        return 128 + signal.SIGTERM
+        return EXIT_CANCELLED
     for path in (result.mp4, result.gif, result.archive):
         print(path)
     return 0
@@ -367,7 +358,7 @@ def _plan_slurm(
 
         def resumed(current: RunRecord) -> None:
             current.state = RunState.SUBMITTING.value
-            current.submitter = {"host": _host(), "pid": os.getppid()}
+            current.submitter = {"host": short_hostname(), "pid": os.getppid()}
             current.submissions.append(submission)
             current.note("resume planned", f"array {submission.array or '(none)'}")
 
@@ -400,12 +391,6 @@ def _frames_text(frames: list[int]) -> str:
 
     text = compress_ranges(frames)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname().split(".")[0]
 
 
 def _write_plan(

@@ -11,12 +11,11 @@ fast, and the report (pandas, seaborn) reads these files later.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from volcano_gif.files import write_json_atomically
+from volcano_gif.files import short_hostname, write_json_atomically
 
 
 def process_start_time() -> float:
@@ -36,7 +35,7 @@ def process_start_time() -> float:
 
 def node_name() -> str:
     """The Slurm node this runs on, else the short host name."""
-    return os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+    return os.environ.get("SLURMD_NODENAME") or short_hostname()
 
 
 @dataclass
