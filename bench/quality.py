@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from volcano_gif.assembler import ffmpeg_executable, gif_command
+from volcano_gif.assembler import encode_gif, ffmpeg_executable
 from volcano_gif.commands import run
 from volcano_gif.layout import DEFAULT_GIF_WIDTH, FRAME_PATTERN, ProjectPaths
 from volcano_gif.local_runner import render_frames
@@ -62,7 +62,7 @@ def measure(frame_count: int, folder: Path) -> dict[str, object]:
     ours_input = ["-framerate", "25", "-start_number", "1", "-i",
                   str(paths.images / FRAME_PATTERN)]  # fmt: skip
     ours = folder / "ours.gif"
-    run(gif_command(ffmpeg, paths.images, frame_count, ours, DEFAULT_GIF_WIDTH))
+    encode_gif(ffmpeg, paths.images, frame_count, ours, DEFAULT_GIF_WIDTH)
 
     # The original's input names: image1.png, image2.png, ...
     original_images = folder / "original_images"

@@ -2,6 +2,7 @@
 
     python -m bench.run            # full mode: 360 frames, 3 repeats (the published table)
     python -m bench.run --quick    # 24 frames, 1 repeat: a smoke test, not for publishing
+    python -m bench.run --scale    # time and peak memory at 360, 1200, 3600 frames (bench/scale.py)
 
 Settings, each timed from start to GIF, MP4 and archive on disk:
 
@@ -47,7 +48,12 @@ ORIGINAL_IMPORTS = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; "
     "from mpl_toolkits.mplot3d import Axes3D; import pandas; import seaborn"
 )
-OUR_IMPORTS = "import volcano_gif.cli, volcano_gif.data, volcano_gif.render"
+OUR_IMPORTS = "import volcano_gif.cli, volcano_gif.render, volcano_gif.scene"
+#: The least a render task can import: numpy, matplotlib, Agg's renderer and a collection.
+FLOOR_IMPORTS = (
+    "import numpy, matplotlib; from matplotlib.backends.backend_agg import RendererAgg; "
+    "from matplotlib.collections import PolyCollection"
+)
 
 
 @dataclass
@@ -104,6 +110,41 @@ def import_seconds(statement: str, repeats: int = 5) -> float:
         check([sys.executable, "-c", statement], REPO, run_env())
         times.append(time.perf_counter() - began)
     return statistics.median(times)
+
+
+def render_task_against_floor(parent: Path, repeats: int = 9) -> dict[str, float]:
+    """Median seconds of the import floor and of a whole one-frame task, ours and the
+    original's (frame 9 each), timed in turn the same way, the order rotated each
+    repeat. Our scene cache and font cache are warm, as submit-gif-job leaves them."""
+    ours, original = our_workspace(parent), original_workspace(parent)
+    env = run_env({"MPLCONFIGDIR": str(ours / ".cache/matplotlib")})
+    check([sys.executable, "volcano.py", "-q", "1"], ours, env)  # caches: fonts, scene
+    check([sys.executable, "volcano_original.py", "1"], original, env)
+    commands = {
+        "import floor": ([sys.executable, "-c", FLOOR_IMPORTS], ours),
+        "ours: python volcano.py 9": ([sys.executable, "volcano.py", "-q", "--force", "9"], ours),
+        "original: python volcano.py 9": ([sys.executable, "volcano_original.py", "9"], original),
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    names = list(commands)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in [*names[shift:], *names[:shift]]:
+            args, folder = commands[name]
+            began = time.perf_counter()
+            check(args, folder, env)
+            times[name].append(time.perf_counter() - began)
+    shutil.rmtree(ours)
+    shutil.rmtree(original)
+    return {name: statistics.median(found) for name, found in times.items()}
+
+
+def floor_table(task_seconds: dict[str, float]) -> str:
+    floor = task_seconds["import floor"]
+    lines = ["| command | median (s) | multiple of the import floor |", "|---|---:|---:|"]
+    lines += [f"| {name} | {seconds:.3f} | {seconds / floor:.2f}x |"
+              for name, seconds in task_seconds.items()]  # fmt: skip
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------- local
@@ -295,7 +336,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slurm-conf", help="use this running cluster instead of starting one")
     parser.add_argument("--output", type=Path, default=REPO / "output" / "bench",
                         help="folder for the JSON results (default %(default)s)")  # fmt: skip
+    parser.add_argument("--scale", action="store_true",
+                        help="the scale benchmark instead: time and peak memory of local runs "
+                        "as the frame count grows (see bench/scale.py)")  # fmt: skip
+    parser.add_argument("--scale-frames", type=int, nargs="+", metavar="N",
+                        help="frame counts of --scale (default 360 1200 3600)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.scale or args.scale_frames:
+        from bench import scale
+
+        return scale.main(args.scale_frames or scale.DEFAULT_FRAME_COUNTS, args.output)
     frames = args.frames or (24 if args.quick else 360)
     repeats = args.repeats or (1 if args.quick else 3)
     settle = args.settle if args.settle is not None else (0.0 if args.quick else 15.0)
@@ -351,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                     stop(cluster)
         peak = render_task_peak_mib(parent)
+        task_seconds = render_task_against_floor(parent)
         quality_folder = parent / "quality"
         quality_folder.mkdir()
         quality = measure_quality(frames, quality_folder)
@@ -361,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nPeak memory of one render task (python volcano.py 1): {peak:.0f} MiB")
     print(f"Python start-up with imports: original {startup_original:.2f} s, "
           f"ours {startup_ours:.2f} s")  # fmt: skip
+    print("\nOne-frame task start-up against the import floor (numpy, matplotlib, RendererAgg, "
+          "PolyCollection), medians of 9 runs in rotated order:\n")  # fmt: skip
+    print(floor_table(task_seconds))
     print(quality_line(quality))
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
@@ -369,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cores": cores, "python": platform.python_version(), "when": stamp,
         "startup_seconds": {"original": startup_original, "ours": startup_ours},
         "render_task_peak_mib": peak,
+        "render_task_seconds": task_seconds,
         "gif_quality": quality,
         "settings": [asdict(s) for s in settings],
         "settle_seconds": settle,

@@ -22,8 +22,11 @@ from volcano_gif.assembler import (
     FramesNotReadyError,
     OutputError,
     assemble,
+    concat_list,
     gif_command,
     mp4_command,
+    palette_command,
+    palette_frames,
 )
 from volcano_gif.data import load_grid
 from volcano_gif.layout import ProjectPaths, frame_name
@@ -130,13 +133,42 @@ def test_ffmpeg_commands_are_exact() -> None:
         "-preset", "superfast", "-pix_fmt", "yuv420p", "-r", "25",
         "-movflags", "+faststart", "-f", "mp4", "/p/out.tmp",
     ]  # fmt: skip
-    assert gif_command("ff", images, 12, out, 400) == [
-        *common, "-filter_complex",
-        "[0:v]scale=400:-1:flags=area,split[frames][forpalette];"
-        "[forpalette]palettegen[palette];"
-        "[frames][palette]paletteuse=dither=none:diff_mode=rectangle",
+    assert gif_command("ff", images, 12, out, 400, palette=Path("/t/palette.png")) == [
+        "ff", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-framerate", "25", "-start_number", "1", "-i", "/p/images/image%04d.png",
+        "-i", "/t/palette.png", "-frames:v", "12", "-filter_complex",
+        "[0:v]scale=400:-1:flags=area[frames];"
+        "[frames][1:v]paletteuse=dither=none:diff_mode=rectangle",
         "-loop", "0", "-f", "gif", "/p/out.tmp",
     ]  # fmt: skip
+    assert palette_command("ff", Path("/t/frames.txt"), Path("/t/palette.png"), 400) == [
+        "ff", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "concat", "-safe", "0", "-i", "/t/frames.txt",
+        "-vf", "scale=400:-1:flags=area,palettegen", "-update", "1", "-frames:v", "1",
+        "/t/palette.png",
+    ]  # fmt: skip
+
+
+def test_the_palette_comes_from_at_most_36_frames_spread_over_the_turn() -> None:
+    assert palette_frames(12) == list(range(1, 13))
+    assert palette_frames(360) == list(range(1, 361, 10))
+    assert palette_frames(3600) == list(range(1, 3601, 100))
+    assert palette_frames(37) == sorted(set(palette_frames(37)))
+    assert len(palette_frames(37)) == 36
+    assert palette_frames(37)[-1] <= 37
+    assert concat_list([Path("/a b/it's/image0001.png")]) == (
+        "file '/a b/it'\\''s/image0001.png'\n"
+    )
+
+
+def test_a_project_given_by_a_relative_path_assembles(
+    rendered_project: ProjectPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The GIF's palette reads a list of frames: ffmpeg takes relative names in
+    # it from the list's own (temporary) folder, so the names must be absolute.
+    monkeypatch.chdir(rendered_project.root)
+    result = assemble(ProjectPaths(Path(".")), N)
+    assert result.frames_deleted == N
 
 
 def test_missing_frame_is_named_and_the_resume_command_comes_first(

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from tests.helpers import project_env, run
+from tests.helpers import copy_project, project_env, run
 from volcano_gif.layout import ELEVATION, azimuth
 from volcano_gif.render import FrameRenderer, grid_triangles
 from volcano_gif.task_timing import TaskTiming
@@ -76,14 +76,10 @@ def test_consecutive_frames_differ_and_none_repeats(grid: npt.NDArray[np.float64
 def test_last_frame_is_a_full_turn_from_frame_zero(grid: npt.NDArray[np.float64]) -> None:
     renderer = FrameRenderer(grid, 12)
     last = np.asarray(renderer.draw(12), dtype=np.int16)
-    renderer.axes.view_init(ELEVATION, 45.0)  # frame 0's view
-    renderer.canvas.draw()  # type: ignore[no-untyped-call]
-    zero = np.asarray(
-        Image.frombuffer("RGBA", renderer.canvas.get_width_height(), renderer.canvas.buffer_rgba())  # type: ignore[no-untyped-call]
-    ).astype(np.int16)[..., :3]
-    assert np.abs(last - zero).max() <= 1
+    zero = np.frombuffer(_plot_trisurf_frame(grid, 0, 12), dtype=np.uint8).reshape(480, 640, 3)
+    assert np.abs(last - zero.astype(np.int16)).max() <= 1
     first = np.asarray(renderer.draw(1), dtype=np.int16)
-    assert np.abs(first - zero).max() > 1
+    assert np.abs(first - zero.astype(np.int16)).max() > 1
 
 
 def test_frames_are_640x480_rgb_pngs_named_by_number(
@@ -266,3 +262,45 @@ def test_missing_packages_give_one_line_that_says_how_to_fix_it(project: Path) -
     assert len(lines) == 1
     assert lines[0].startswith("volcano.py: error: Python package 'numpy' is missing for ")
     assert "pip install -e ." in lines[0]
+
+
+#: SHA-256 of the RGB pixels of frames drawn by the renderer before render
+#: tasks stopped importing matplotlib.figure (commit 723f889, with a Figure and
+#: plot_trisurf's 3D axes): (size, frame count, frame) -> digest.
+FRAMES_BEFORE_THE_LEAN_RENDERER = {
+    ((640, 480), 360, 1): "618022fe8e168d61ac0262a0487c4fd223990ebf36a6409d442e3e06a64975d4",
+    ((640, 480), 360, 7): "6b3aaa42e0c597ac5a8120e4feddb4eac9c1d400dcd8739ff21df763fd8dc103",
+    ((640, 480), 360, 90): "4431c533b9afae09045177590010fb9e35861031ebf9a9d4920f2fe59d3005c3",
+    ((640, 480), 360, 271): "f2b2af2b57e4636eb50b87e2bbc991c9b19fcf2e868165081ea7ec78cbcd964e",
+    ((96, 72), 12, 5): "26b1b096b4ecfda6893ce868700ebd31f7bb46bf719822bd99049309ae5b07aa",
+    ((101, 77), 6, 3): "9d3fb6d58c54edd169024386d2860959c77cc39b768978dc1b55507a327c0c4f",
+    ((1920, 1080), 360, 200): "2d13b0bf33cb598a8ef2b6f1fc5cd20feb2feea35448723de537d75baf1b2412",
+    ((16, 16), 4, 2): "900ba470876db452cfda0a451258c9a28032785bdf6569bbf80055063220c845",
+}
+
+
+@pytest.mark.parametrize(("size", "frame_count", "frame"), sorted(FRAMES_BEFORE_THE_LEAN_RENDERER))
+def test_frames_are_pixel_for_pixel_those_rendered_before_the_lean_renderer(
+    grid: npt.NDArray[np.float64], size: tuple[int, int], frame_count: int, frame: int
+) -> None:
+    pixels = FrameRenderer(grid, frame_count, *size).draw(frame)
+    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+    assert digest == FRAMES_BEFORE_THE_LEAN_RENDERER[(size, frame_count, frame)]
+
+
+def test_a_render_task_imports_neither_figure_nor_mplot3d_nor_the_report(
+    tmp_path: Path,
+) -> None:
+    project = copy_project(tmp_path / "project")
+    env = project_env()
+    warm = run([sys.executable, "volcano.py", "-q", "3"], cwd=project, env=env)  # builds the cache
+    assert warm.returncode == 0, warm.stderr
+    result = run([sys.executable, "-X", "importtime", "volcano.py", "-q", "--force", "4"],
+                 cwd=project, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}  # fmt: skip
+    assert "volcano_gif.render" in imported
+    forbidden = {"matplotlib.figure", "matplotlib.pyplot", "mpl_toolkits.mplot3d", "pandas",
+                 "seaborn", "imageio", "tqdm"}  # fmt: skip
+    assert imported & forbidden == set()

@@ -14,7 +14,14 @@ from PIL import Image
 from tests.helpers import run
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.report import TIMELINE_SIZE, summary_lines, write_report, write_report_safely
-from volcano_gif.run_record import Mode, Parameters, Submission, new_record, write_record
+from volcano_gif.run_record import (
+    AssemblyMemory,
+    Mode,
+    Parameters,
+    Submission,
+    new_record,
+    write_record,
+)
 
 T0 = datetime(2026, 11, 21, 10, 0, 0).astimezone()
 
@@ -29,6 +36,7 @@ def _timing(job: str, task: int, node: str, start: float, frames: int) -> dict[s
         "process_start": origin, "job_id": job, "array_task": task, "run_id": None,
         "imports_done": origin + 0.8, "ready": origin + 0.95, "frames": rendered,
         "skipped": [], "end": origin + 1.05 + 0.1 * frames,
+        "peak_rss_mib": 70.0 + task, "mem_requested_mib": 256.0,
     }  # fmt: skip
 
 
@@ -41,6 +49,9 @@ def _run(tmp_path: Path, tasks: int = 6, frames_per_task: int = 2) -> ProjectPat
                                          frames_per_task, [], "55", "56"))  # fmt: skip
     record.assembly_started = datetime.fromtimestamp(T0.timestamp() + 9).astimezone().isoformat()
     record.ended = datetime.fromtimestamp(T0.timestamp() + 11).astimezone().isoformat()
+    record.assembly_memory = AssemblyMemory(
+        {"python": 120.0, "ffmpeg mp4": 80.0, "ffmpeg palette": 70.0, "ffmpeg gif": 75.0}, 1024.0
+    )
     write_record(paths, record)
     paths.timing.mkdir(parents=True)
     for task in range(1, tasks + 1):
@@ -63,6 +74,20 @@ def test_tasks_csv_has_one_row_per_task_and_its_numbers_add_up(tmp_path: Path) -
     assert table["render_s"].tolist() == pytest.approx([0.2] * 6)
     # start-up and rendering fit inside each task's wall time.
     assert (table["startup_s"] + table["render_s"] <= table["wall_s"] + 1e-3).all()
+    assert table["peak_rss_mib"].tolist() == [71.0, 72.0, 73.0, 74.0, 75.0, 76.0]
+    assert table["mem_requested_mib"].tolist() == [256.0] * 6
+
+
+def test_summary_shows_each_jobs_peak_memory_next_to_what_it_asked_for(tmp_path: Path) -> None:
+    report = write_report(_run(tmp_path))
+    assert report.summary[-1] == (
+        "memory: render tasks peaked at 76 MiB (median 74), asked for 256 MiB; "
+        "assembly peaked at 120 MiB (python), 345 MiB if all its processes peaked at once, "
+        "asked for 1024 MiB"
+    )
+    assert (report.tasks_csv.parent / "summary.txt").read_text().splitlines()[-1] == (
+        report.summary[-1]
+    )
 
 
 def test_summary_says_where_the_time_went_and_what_to_change() -> None:

@@ -14,6 +14,7 @@ import pytest
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.run_record import (
     SCHEMA_FILE,
+    AssemblyMemory,
     Event,
     Mode,
     OutputFile,
@@ -39,6 +40,7 @@ def _record() -> RunRecord:
     ))  # fmt: skip
     record.outputs["gif"] = OutputFile("output/gifs/volcano.gif", "a" * 64, 10, 36, 400, 300)
     record.frames_sha256["image0001.png"] = "b" * 64
+    record.assembly_memory = AssemblyMemory({"python": 180.5, "ffmpeg gif": 60.0}, 1024.0)
     return record
 
 
@@ -57,6 +59,7 @@ def test_a_record_validates_against_the_schema_and_round_trips() -> None:
         (Submission, ["properties", "submissions", "items"]),
         (Event, ["properties", "events", "items"]),
         (OutputFile, ["$defs", "output"]),
+        (AssemblyMemory, ["properties", "assembly_memory"]),
     ],
 )
 def test_the_schema_names_exactly_the_dataclass_fields(kind: type, schema_path: list[str]) -> None:

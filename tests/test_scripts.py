@@ -10,9 +10,11 @@ import pytest
 from tests.helpers import REPO, installed_program
 from volcano_gif.layout import (
     ARRAY_SCRIPT,
+    ASSEMBLY_MEMORY,
     ASSEMBLY_SCRIPT,
     DEFAULT_FRAME_COUNT,
     FRAME_PREFIX,
+    RENDER_TASK_MEMORY,
     SLURM_ARRAY_LOG_ERR,
     SLURM_ARRAY_LOG_OUT,
     SLURM_JOB_LOG_ERR,
@@ -36,6 +38,7 @@ def test_array_script_header_matches_the_constants() -> None:
     assert options["error"] == SLURM_ARRAY_LOG_ERR
     assert SLURM_ARRAY_LOG_OUT == "output/slurm_files/%x-%A_%a.out"
     assert options["job-name"] == "generate_frames"
+    assert options["mem"] == RENDER_TASK_MEMORY
 
 
 def test_assembly_script_header_matches_the_constants() -> None:
@@ -43,6 +46,7 @@ def test_assembly_script_header_matches_the_constants() -> None:
     assert options["output"] == SLURM_JOB_LOG_OUT
     assert options["error"] == SLURM_JOB_LOG_ERR
     assert options["job-name"] == "create_gif"
+    assert options["mem"] == ASSEMBLY_MEMORY
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

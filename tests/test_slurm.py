@@ -97,6 +97,18 @@ def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None
     log = (project / f"output/slurm_files/create_gif-{gif_id}.err").read_text()
     assert "report: tasks: 6 on 2 node(s), 12 frames rendered" in log
     assert "report: median start-up:" in log
+    # Each job asked Slurm for the memory of its #SBATCH --mem line, and used less.
+    assert {task["MinMemoryNode"] for task in job_records(slurm, array_id)} == {"256M"}
+    assert job_records(slurm, gif_id)[0]["MinMemoryNode"] == "1G"
+    assert (table["mem_requested_mib"] == 256).all(), shown
+    assert (table["peak_rss_mib"].between(30, 256)).all(), shown
+    memory = re.search(r"report: (memory: .*)$", log, flags=re.MULTILINE)
+    assert memory, log
+    assert re.fullmatch(
+        r"memory: render tasks peaked at \d+ MiB \(median \d+\), asked for 256 MiB; "
+        r"assembly peaked at \d+ MiB \(\w[\w ]*\), \d+ MiB if all its processes peaked "
+        r"at once, asked for 1024 MiB", memory.group(1),
+    )  # fmt: skip
 
 
 def test_assembly_waits_pending_on_dependency_until_the_last_task_ends(

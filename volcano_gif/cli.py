@@ -111,18 +111,16 @@ def _render(args: argparse.Namespace) -> int:
         frames = [check_frame(frame, frame_count) for frame in args.frames]
     else:
         raise UsageError("give a frame number (1 to the frame count) or --array-task K")
-    from volcano_gif.data import load_grid
-
-    grid = load_grid(paths.data_file)
     use_project_matplotlib_cache(paths)
     from volcano_gif.render import FrameRenderer
+    from volcano_gif.scene import load_scene
 
     node = os.environ.get("SLURMD_NODENAME")
     logger.info("rendering frames %s of %d%s", frames, frame_count, f" on {node}" if node else "")
     if timing is not None:
         timing.imports_done = time.time()
     try:
-        renderer = FrameRenderer(grid, frame_count, *args.size)
+        renderer = FrameRenderer.from_scene(load_scene(paths, frame_count, args.size))
         if timing is not None:
             timing.ready = time.time()
         for path in renderer.render_many(frames, paths.images, args.force, timing):

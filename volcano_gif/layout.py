@@ -55,6 +55,8 @@ TIMING_DIR = Path("output/timing")
 #: The run report: tasks.csv, timeline.png, summary.txt.
 REPORT_DIR = Path("output/report")
 MPL_CACHE_DIR = Path(".cache/matplotlib")
+#: The 3D scene of a run (colours, projections), worked out once: volcano_gif/scene.py.
+SCENE_CACHE_DIR = Path(".cache/scenes")
 MP4_NAME = "volcano.mp4"
 #: GIF width in pixels by default (never wider than the frames); the height
 #: keeps the frames' aspect ratio.
@@ -77,6 +79,14 @@ RESUME_COMMAND = f"bash {SUBMIT_SCRIPT} --resume"
 DEFAULT_MAX_ARRAY_SIZE = 1001
 #: The largest --frames-per-task and --max-running we accept.
 MAX_TASK_OPTION = 9999
+
+#: Memory each job asks for (``#SBATCH --mem``), from measurement with a margin
+#: (``python -m bench.run --scale`` and the README's "Memory" section). A render
+#: task peaked at 76 MiB at 640x480 and 132 MiB at 3840x2160. The assembly's
+#: processes, each at its own peak at once, come to under 300 MiB at 640x480
+#: whatever the frame count (the GIF streams); 400 MiB at 1920x1080.
+RENDER_TASK_MEMORY = "256M"
+ASSEMBLY_MEMORY = "1G"
 
 #: Slurm log file patterns: one file per array task (%A job, %a task).
 SLURM_ARRAY_LOG_OUT = f"{SLURM_LOG_DIR}/%x-%A_%a.out"
@@ -279,6 +289,10 @@ class ProjectPaths:
     @property
     def mpl_cache(self) -> Path:
         return self.root / MPL_CACHE_DIR
+
+    @property
+    def scene_cache(self) -> Path:
+        return self.root / SCENE_CACHE_DIR
 
     @property
     def output(self) -> Path:

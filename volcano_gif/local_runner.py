@@ -25,11 +25,7 @@ from multiprocessing.queues import SimpleQueue
 from pathlib import Path
 from types import FrameType
 
-import numpy as np
-import numpy.typing as npt
-
 from volcano_gif.assembler import AssemblyResult, assemble
-from volcano_gif.data import load_grid
 from volcano_gif.files import short_hostname
 from volcano_gif.frames import check_frames
 from volcano_gif.layout import (
@@ -65,7 +61,9 @@ from volcano_gif.run_record import (
     update_record,
     write_record,
 )
-from volcano_gif.task_timing import TaskTiming
+from volcano_gif.scene import Scene, load_scene
+from volcano_gif.task_timing import TaskTiming, peak_memory_mib
+from volcano_gif.timing import children_peak_mib
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +84,7 @@ EXIT_CANCELLED = 128 + signal.SIGTERM
 class _WorkerSettings:
     """What every worker process starts with."""
 
-    grid: npt.NDArray[np.float64]
-    frame_count: int
-    size: tuple[int, int]
+    scene: Scene
     png_level: int
     done: SimpleQueue[int]  # each worker puts every frame it finishes here
     timing_dir: Path | None
@@ -109,9 +105,7 @@ def _start_worker(settings: _WorkerSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     timing = TaskTiming.for_local_worker(settings.run_id) if settings.run_id else None
-    _Worker.renderer = FrameRenderer(
-        settings.grid, settings.frame_count, *settings.size, png_level=settings.png_level
-    )
+    _Worker.renderer = FrameRenderer.from_scene(settings.scene, settings.png_level)
     if timing is not None:
         timing.imports_done = timing.ready = time.time()
     _Worker.timing, _Worker.settings = timing, settings
@@ -171,7 +165,7 @@ def render_frames(
 
     With ``run_id``, each worker writes its timing file for the run report.
     """
-    grid = load_grid(paths.data_file)
+    scene = load_scene(paths, frame_count, size)
     paths.images.mkdir(parents=True, exist_ok=True)
     wanted = sorted(expected_frames(frame_count) if frames is None else frames)
     if not wanted:
@@ -192,8 +186,7 @@ def render_frames(
     progress = FrameProgress(len(wanted))
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_start_worker,
-        initargs=(_WorkerSettings(grid, frame_count, size, png_level, done, timing_dir, run_id,
-                                  force),),
+        initargs=(_WorkerSettings(scene, png_level, done, timing_dir, run_id, force),),
     )  # fmt: skip
     try:
         futures: dict[Future[dict[int, str]], list[int]] = {
@@ -295,12 +288,15 @@ def run_local(
             _record_cancelled(paths, record)
             raise
         rendered = time.perf_counter() - began
+        workers_peak = children_peak_mib()  # the workers have ended: none is larger
         result = assemble(paths, parameters.frame_count, parameters.gif_width,
                           size=parameters.size)  # fmt: skip
         result.times["render"] = rendered
+        result.times.peak("render worker", workers_peak)
     from volcano_gif.report import write_report_safely
 
     write_report_safely(paths)
+    result.times.peak("python", peak_memory_mib())  # the report included
     return result
 
 

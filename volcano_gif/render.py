@@ -1,10 +1,14 @@
-"""Render frames of the rotating volcano with matplotlib's Agg canvas.
+"""Render frames of the rotating volcano with Agg's renderer and one collection.
 
-:class:`FrameRenderer` builds the figure and the ``plot_trisurf`` surface once;
-each frame then only changes the view and draws again. The surface is drawn by
-:class:`DepthSortedTriangles`, which draws the same pixels as ``plot_trisurf``'s
-own collection, faster. Frames are written atomically: to a hidden temporary
-name in the same folder, then renamed.
+:class:`FrameRenderer` draws a run's :class:`~volcano_gif.scene.Scene`: for each
+frame it projects the triangles with that frame's matrix, sorts them far to
+near by mean depth and draws them with :class:`DepthSortedTriangles` straight
+onto a ``RendererAgg``, with the colours, transform and clip box that
+``plot_trisurf`` in a ``Figure`` uses. So the pixels are those of
+``plot_trisurf`` (tests/test_render.py checks this), but a render task never
+imports ``matplotlib.figure`` or ``mplot3d``, which cost a one-frame task more
+than its drawing. Frames are written atomically: to a hidden temporary name in
+the same folder, then renamed.
 """
 
 from __future__ import annotations
@@ -16,106 +20,84 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PathCollection
-from matplotlib.figure import Figure
+from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.collections import Collection
 from matplotlib.path import Path as MplPath
-from mpl_toolkits.mplot3d import Axes3D, proj3d  # type: ignore[import-untyped]
+from matplotlib.transforms import Affine2D, Bbox
 
 from volcano_gif.files import write_atomically
 from volcano_gif.frames import inspect_frame
 from volcano_gif.layout import (
     DEFAULT_SIZE,
-    ELEVATION,
     FRAME_LABEL_KEY,
-    azimuth,
     check_frame,
-    check_frame_count,
     frame_label,
     frame_name,
 )
 from volcano_gif.png import encode_rgb
+from volcano_gif.scene import DPI, LINE_WIDTH, Scene, build_scene, grid_triangles
 from volcano_gif.task_timing import TaskTiming
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["DPI", "LINE_WIDTH", "DepthSortedTriangles", "FrameRenderer", "grid_triangles"]
+
 DEFAULT_WIDTH, DEFAULT_HEIGHT = DEFAULT_SIZE
-DPI = 100
 #: zlib level for frame PNGs (see volcano_gif.png). 1 is far faster than the
 #: default 6; the frames are packed into a .tar.gz anyway.
 DEFAULT_PNG_LEVEL = 1
-#: plot_trisurf's line width in the original recipe.
-LINE_WIDTH = 0.2
+#: The frame's background: the figure's white.
+WHITE = 255
 
 
-def grid_triangles(rows: int, columns: int) -> npt.NDArray[np.int64]:
-    """Two triangles per grid cell, for points numbered row-major.
-
-    The grid is regular, so its triangulation is known without running a
-    Delaunay triangulation for every figure.
-    """
-    corner = (np.arange(rows - 1)[:, None] * columns + np.arange(columns - 1)[None, :]).ravel()
-    lower = np.stack([corner, corner + 1, corner + columns], axis=1)
-    upper = np.stack([corner + 1, corner + columns + 1, corner + columns], axis=1)
-    return np.concatenate([lower, upper]).astype(np.int64)
-
-
-class DepthSortedTriangles(PathCollection):
-    """The triangles of a 3D surface, projected and drawn far to near.
+class DepthSortedTriangles(Collection):
+    """The scene's triangles, projected for one view and drawn far to near.
 
     This is what ``plot_trisurf``'s ``Poly3DCollection`` does on every draw,
     minus its slowest step: that collection builds a new ``Path`` for each of
     the 10,320 triangles every frame (about 10 ms). Here each triangle keeps
     one path for good, whose vertices are a row of ``self._corners``; every
-    projection rewrites that array in place. The projection
-    (``proj3d.proj_transform``), the depth order (mean depth, far first) and
-    the colours are the same, so the frames are pixel for pixel those of
-    ``plot_trisurf`` (tests/test_render.py checks this).
+    projection rewrites that array in place. The projection (``proj3d``'s
+    ``np.dot`` and division by ``w``), the depth order (mean depth, far first)
+    and the colours are the same, so the pixels are the same.
     """
 
-    def __init__(
-        self,
-        axes: Axes3D,
-        faces: npt.NDArray[np.float64],
-        colors: npt.NDArray[np.float64],
-        linewidth: float,
-    ) -> None:
-        if faces.ndim != 3 or faces.shape[1:] != (3, 3) or len(colors) != len(faces):
-            raise ValueError("faces must be (n, 3, 3) triangles with one colour each")
-        self._axes3d = axes
-        self._x, self._y, self._z = (np.ascontiguousarray(faces[..., k]).ravel() for k in range(3))
-        self._colors = colors
+    def __init__(self, scene: Scene) -> None:
+        super().__init__(edgecolors="none", linewidths=LINE_WIDTH, antialiaseds=True)
+        self._scene = scene
+        count = scene.triangles
+        # x, y, z and 1 of every corner: the homogeneous points proj3d projects.
+        self._points = np.vstack([scene.corners, np.ones((1, scene.corners.shape[1]))])
         # Three corners and the closing vertex of every triangle, as drawn.
-        self._corners = np.zeros((len(faces), 4, 2))
+        self._corners = np.zeros((count, 4, 2))
         template = MplPath(self._corners[0], closed=True)
         # Each path views its row of self._corners. _fast_from_codes_and_verts
         # (private, but how PolyCollection itself builds its paths) takes 12 ms
         # for the 10,320 paths, Path() 46 ms: that counts in a one-frame task.
         make_path = MplPath._fast_from_codes_and_verts  # type: ignore[attr-defined]
-        paths = [make_path(corners, template.codes, template) for corners in self._corners]
-        if not np.shares_memory(paths[0].vertices, self._corners):
+        self._paths = [make_path(corners, template.codes, template) for corners in self._corners]
+        if not np.shares_memory(self._paths[0].vertices, self._corners):
             raise RuntimeError(
                 "this matplotlib copies path vertices, so the surface could not move: "
                 "report it with the output of `pip show matplotlib`"
             )
-        super().__init__(paths, edgecolors="none", linewidths=linewidth, antialiaseds=True)
+        self.set_transform(Affine2D(scene.to_pixels))
+        self.set_clip_box(Bbox(scene.clip))
 
-    def do_3d_projection(self) -> float:
-        """Project with the axes' current view; sort far to near (Axes3D calls this)."""
-        # Axes3D.draw sets .M, the view's projection matrix, before it calls this.
-        x, y, depth = proj3d.proj_transform(self._x, self._y, self._z, self._axes3d.M)
-        count = len(self._colors)
-        depth = depth.reshape(count, 3)
-        order = np.argsort(np.average(depth, axis=-1))[::-1]
+    def project(self, frame: int) -> None:
+        """Project every triangle with frame ``frame``'s view; sort them far to near."""
+        projected = np.dot(self._scene.projection(frame), self._points)
+        x, y, depth = projected[0:3] / projected[3]
+        count = self._scene.triangles
+        order = np.argsort(np.average(depth.reshape(count, 3), axis=-1))[::-1]
         self._corners[:, :3, 0] = x.reshape(count, 3)[order]
         self._corners[:, :3, 1] = y.reshape(count, 3)[order]
         self._corners[:, 3] = self._corners[:, 0]
-        self.set_facecolor(self._colors[order])  # type: ignore[arg-type]  # (n, 4) RGBA is fine
-        return float(np.min(depth))
+        self.set_facecolor(self._scene.colors[order])  # type: ignore[arg-type]  # (n, 4) RGBA
 
 
 class FrameRenderer:
-    """One figure and surface, drawn from any number of views."""
+    """One run's scene, drawn from any of its views onto one Agg canvas."""
 
     def __init__(
         self,
@@ -125,35 +107,22 @@ class FrameRenderer:
         height: int = DEFAULT_HEIGHT,
         png_level: int = DEFAULT_PNG_LEVEL,
     ) -> None:
-        if grid.ndim != 2 or min(grid.shape) < 2:
-            raise ValueError(f"the height grid must be 2-D and at least 2x2, not {grid.shape}")
-        self.frame_count = check_frame_count(frame_count)
-        self.size = (width, height)
+        """Work the scene out from ``grid`` here (about 0.5 s; tasks load it from the cache)."""
+        self._setup(build_scene(grid, frame_count, (width, height)), png_level)
+
+    @classmethod
+    def from_scene(cls, scene: Scene, png_level: int = DEFAULT_PNG_LEVEL) -> FrameRenderer:
+        renderer = cls.__new__(cls)
+        renderer._setup(scene, png_level)
+        return renderer
+
+    def _setup(self, scene: Scene, png_level: int) -> None:
+        self.scene = scene
+        self.frame_count = scene.frame_count
+        self.size = scene.size
         self.png_level = png_level
-        self.figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-        self.canvas = FigureCanvasAgg(self.figure)
-        axes = self.figure.add_subplot(projection="3d")
-        if not isinstance(axes, Axes3D):
-            raise TypeError("matplotlib did not make a 3D axes")
-        self.axes = axes
-        rows, columns = grid.shape
-        row_index, column_index = np.meshgrid(
-            np.arange(rows, dtype=np.float64), np.arange(columns, dtype=np.float64), indexing="ij"
-        )
-        x, y, z = row_index.ravel(), column_index.ravel(), grid.ravel()
-        triangles = grid_triangles(rows, columns)
-        # plot_trisurf sets the axes' limits and the triangles' colours; its
-        # collection is then swapped for one that draws the same, faster.
-        surface = self.axes.plot_trisurf(
-            x, y, z, triangles=triangles, cmap="viridis", linewidth=LINE_WIDTH
-        )
-        colors = surface.to_rgba(surface.get_array())
-        surface.remove()
-        faces = np.stack((x[triangles], y[triangles], z[triangles]), axis=-1)
-        self.axes.add_collection(
-            DepthSortedTriangles(self.axes, faces, colors, LINE_WIDTH), autolim=False
-        )
-        self.axes.set_axis_off()
+        self.surface = DepthSortedTriangles(scene)
+        self.renderer = RendererAgg(scene.size[0], scene.size[1], DPI)  # type: ignore[no-untyped-call]
 
     def _draw_in_canvas(self, frame: int) -> npt.NDArray[np.uint8]:
         """Draw frame ``frame``; return the canvas's RGB pixels as a view.
@@ -161,9 +130,10 @@ class FrameRenderer:
         The view is only valid until the next draw.
         """
         check_frame(frame, self.frame_count)
-        self.axes.view_init(ELEVATION, azimuth(frame, self.frame_count))
-        self.canvas.draw()  # type: ignore[no-untyped-call]
-        rgba = np.asarray(self.canvas.buffer_rgba())  # type: ignore[no-untyped-call]
+        self.surface.project(frame)
+        rgba = np.asarray(self.renderer.buffer_rgba())  # type: ignore[no-untyped-call]
+        rgba[...] = WHITE  # what the figure's and the axes' white patches leave
+        self.surface.draw(self.renderer)
         return rgba[:, :, :3]
 
     def draw(self, frame: int) -> npt.NDArray[np.uint8]:

@@ -11,7 +11,9 @@ with the submission times from ``output/run.json``, and writes:
   as its own bar; beside it, core-seconds by node and phase (seaborn);
 * ``output/report/summary.txt``: a few lines, also logged: tasks, median
   start-up, median seconds per frame, core-seconds, the share spent starting
-  up, and the ``--frames-per-task`` that would bring start-up under 10%.
+  up, the ``--frames-per-task`` that would bring start-up under 10%, and the
+  peak memory of the render tasks and of the assembly against what each job
+  asked for (``--mem``).
 
 pandas and seaborn are imported here only: never by a render task. A report
 that fails never fails the run: :func:`write_report_safely` logs why instead.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from volcano_gif.files import write_atomically
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.run_record import RunRecord, read_record
+from volcano_gif.run_record import AssemblyMemory, RunRecord, read_record
 from volcano_gif.task_timing import load_run_timings
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ def task_table(record: RunRecord, timings: list[dict[str, Any]]) -> pd.DataFrame
             "start_s": start - origin,
             "first_frame_s": first - origin,
             "end_s": end - origin,
+            "peak_rss_mib": timing.get("peak_rss_mib"),
+            "mem_requested_mib": timing.get("mem_requested_mib"),
         })  # fmt: skip
     table = pd.DataFrame(rows)
     return table.sort_values(["start_s", "task"], ignore_index=True)
@@ -119,6 +123,30 @@ def summary_lines(table: pd.DataFrame, slurm: bool = True) -> list[str]:
             f"use --frames-per-task {needed} or more (now {per_task:.0f})"
         )
     return lines
+
+
+def _mib(value: float | None) -> str:
+    return "no limit asked" if value is None or math.isnan(value) else f"{value:.0f} MiB"
+
+
+def memory_line(table: pd.DataFrame, assembly: AssemblyMemory | None) -> str:
+    """Peak memory against what each job asked for (``--mem``), like ``seff``'s line."""
+    parts = []
+    if "peak_rss_mib" in table and table["peak_rss_mib"].notna().any():
+        requested = table["mem_requested_mib"].dropna()
+        parts.append(
+            f"render tasks peaked at {table['peak_rss_mib'].max():.0f} MiB "
+            f"(median {table['peak_rss_mib'].median():.0f}), asked for "
+            f"{_mib(float(requested.max()) if len(requested) else None)}"
+        )
+    if assembly is not None and assembly.peaks_mib:
+        largest = max(assembly.peaks_mib, key=lambda name: assembly.peaks_mib[name])
+        parts.append(
+            f"assembly peaked at {assembly.peaks_mib[largest]:.0f} MiB ({largest}), "
+            f"{assembly.together_mib:.0f} MiB if all its processes peaked at once, "
+            f"asked for {_mib(assembly.requested_mib)}"
+        )
+    return "memory: " + ("; ".join(parts) if parts else "not measured")
 
 
 def lanes(table: pd.DataFrame) -> list[str]:
@@ -210,9 +238,9 @@ def draw_timeline(table: pd.DataFrame, record: RunRecord, summary: list[str], ta
         phases.set_ylabel("")
         phases.set_title("core time by phase", fontsize=11, pad=24)
         phases.legend(fontsize=8)
-        figure.text(0.01, 0.015, f"run {record.run_id}.   " + "   ".join(summary[1:3]),
-                    fontsize=8, color="0.25")  # fmt: skip
-        figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.14, wspace=0.22)
+        figure.text(0.01, 0.015, f"run {record.run_id}.   " + "   ".join(summary[1:3])
+                    + "\n" + summary[-1], fontsize=8, color="0.25")  # fmt: skip
+        figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.16, wspace=0.22)
         write_atomically(target, lambda temporary: figure.savefig(temporary, format="png"))
 
 
@@ -227,7 +255,8 @@ def write_report(paths: ProjectPaths) -> Report:
     if not timings:
         raise RuntimeError(f"no task timing files of run {record.run_id} in {paths.timing}")
     table = task_table(record, timings)
-    summary = summary_lines(table, record.mode_is_slurm)
+    summary = [*summary_lines(table, record.mode_is_slurm),
+               memory_line(table, record.assembly_memory)]  # fmt: skip
     paths.report.mkdir(parents=True, exist_ok=True)
     csv = paths.report / TASKS_CSV
     write_atomically(csv, lambda temporary: table.to_csv(temporary, index=False,

@@ -100,6 +100,19 @@ class OutputFile:
 
 
 @dataclass
+class AssemblyMemory:
+    """What the assembly's processes used at their peak, and what its job asked for."""
+
+    peaks_mib: dict[str, float]  # by process: python, ffmpeg mp4, ffmpeg palette, ffmpeg gif
+    requested_mib: float | None = None  # Slurm's --mem for the job; None: no limit asked
+
+    @property
+    def together_mib(self) -> float:
+        """An upper bound of the job's total: every process at its peak at once."""
+        return sum(self.peaks_mib.values())
+
+
+@dataclass
 class Event:
     time: str
     event: str
@@ -123,6 +136,7 @@ class RunRecord:
     submissions: list[Submission] = field(default_factory=list)
     assembly_job_id: str | None = None
     assembly_started: str | None = None
+    assembly_memory: AssemblyMemory | None = None
     missing_frames: list[int] = field(default_factory=list)
     error: str | None = None
     outputs: dict[str, OutputFile] = field(default_factory=dict)
@@ -172,6 +186,10 @@ class RunRecord:
                 name: OutputFile(**_only_fields(OutputFile, o))
                 for name, o in data.get("outputs", {}).items()
             }
+            memory = data.get("assembly_memory")
+            values["assembly_memory"] = (
+                AssemblyMemory(**_only_fields(AssemblyMemory, memory)) if memory else None
+            )
             values["events"] = [Event(**_only_fields(Event, e)) for e in data.get("events", [])]
             return cls(**values)
         except (KeyError, TypeError, AttributeError) as error:

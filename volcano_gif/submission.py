@@ -340,6 +340,10 @@ def _plan_slurm(
             logger.info("images/ holds %d frames of this run already: the tasks keep them", kept)
     if array is not None and array.note:
         logger.warning("%s", array.note)
+    if array is not None:  # the tasks then load the 3D scene instead of working it out
+        from volcano_gif.scene import load_scene
+
+        load_scene(paths, parameters.frame_count, parameters.size)
     frames_per_task = array.frames_per_task if array else parameters.frames_per_task
     render = render_options(parameters, frames_per_task, args.force)
     assembly = assembly_options(parameters)
@@ -377,7 +381,10 @@ def _plan_slurm(
 
 
 def _preflight(paths: ProjectPaths) -> None:
-    """Check the data, and build matplotlib's font cache once, before any task starts."""
+    """Check the data, and build matplotlib's font cache once, before any task starts.
+
+    (The run's 3D scene is cached too, once the plan knows its frame count and size.)
+    """
     from volcano_gif.cli import use_project_matplotlib_cache
     from volcano_gif.data import load_grid
 

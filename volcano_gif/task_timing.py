@@ -33,6 +33,31 @@ def process_start_time() -> float:
         return time.time()
 
 
+def requested_memory_mib() -> float | None:
+    """The memory this Slurm job asked for, in MiB, or None (no --mem, or not on Slurm).
+
+    Slurm sets ``SLURM_MEM_PER_NODE`` for ``--mem`` and ``SLURM_MEM_PER_CPU`` for
+    ``--mem-per-cpu`` (in MB, which Slurm means as MiB).
+    """
+    try:
+        per_node = os.environ.get("SLURM_MEM_PER_NODE")
+        if per_node:
+            return float(per_node)
+        per_cpu = os.environ.get("SLURM_MEM_PER_CPU")
+        if per_cpu:
+            return float(per_cpu) * int(os.environ.get("SLURM_CPUS_ON_NODE", "1"))
+    except ValueError:
+        return None
+    return None
+
+
+def peak_memory_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def node_name() -> str:
     """The Slurm node this runs on, else the short host name."""
     return os.environ.get("SLURMD_NODENAME") or short_hostname()
@@ -55,6 +80,8 @@ class TaskTiming:
     frames: list[list[float]] = field(default_factory=list)  # [frame, started, finished]
     skipped: list[int] = field(default_factory=list)  # existed and were usable
     end: float | None = None
+    peak_rss_mib: float | None = None  # the process's peak resident memory, at its end
+    mem_requested_mib: float | None = None  # the job's --mem, on Slurm
 
     @classmethod
     def for_slurm_task(cls, job_id: str, array_task: int) -> TaskTiming:
@@ -75,7 +102,9 @@ class TaskTiming:
         self.frames.append([frame, started, time.time()])
 
     def save(self, folder: Path) -> Path:
-        """Write this timing to ``folder/<task>.json`` atomically."""
+        """Write this timing, with the peak memory so far, to ``folder/<task>.json`` atomically."""
+        self.peak_rss_mib = round(peak_memory_mib(), 1)
+        self.mem_requested_mib = requested_memory_mib()
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{self.task}.json"
         write_json_atomically(target, asdict(self))
