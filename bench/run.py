@@ -41,7 +41,7 @@ from typing import Any
 
 from bench.quality import measure as measure_quality
 from tools.workspace import REPO, copy_project, run_env
-from volcano_gif.commands import run
+from volcano_gif.commands import run, run_measured
 
 ORIGINAL = REPO / "bench" / "original"
 ORIGINAL_IMPORTS = (
@@ -241,17 +241,13 @@ def submit_ours(folder: Path, env: dict[str, str], frames: int, per_task: int) -
 def render_task_peak_mib(parent: Path) -> float:
     """Peak resident memory of one render task (python volcano.py 1), in MiB.
 
-    os.wait4 reports that one process's usage, not the largest child so far.
+    Its own high-water mark (run_measured): os.wait4's ru_maxrss would report at
+    least this benchmark process's own peak, which the child inherits at fork.
     """
     folder = our_workspace(parent)
-    process = subprocess.Popen([sys.executable, "volcano.py", "1", "-q"], cwd=folder,
-                               env=run_env(), stdout=subprocess.DEVNULL)  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"render task failed with exit code {process.returncode}")
+    peak = run_measured([sys.executable, "volcano.py", "1", "-q"], folder, run_env()).peak_mib
     shutil.rmtree(folder)
-    return usage.ru_maxrss / 1024
+    return peak
 
 
 # -------------------------------------------------------------------- report
