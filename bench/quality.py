@@ -21,10 +21,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from volcano_gif.assembler import encode_gif, ffmpeg_executable
+from volcano_gif.assembly.assembler import encode_gif
+from volcano_gif.assembly.assembler import ffmpeg_executable
 from volcano_gif.commands import run
-from volcano_gif.layout import DEFAULT_GIF_WIDTH, FRAME_PATTERN, ProjectPaths
-from volcano_gif.local_runner import render_frames
+from volcano_gif.layout import DEFAULT_GIF_WIDTH
+from volcano_gif.layout import FRAME_PATTERN
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.local.runner import render_frames
 
 ORIGINAL_GIF_SIZE = (400, 240)
 

@@ -33,22 +33,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench.quality import measure as measure_quality
-from tools.workspace import REPO, copy_project, run_env
-from volcano_gif.commands import run, run_measured
+from tools.workspace import REPO
+from tools.workspace import copy_project
+from tools.workspace import run_env
+from volcano_gif.commands import run
+from volcano_gif.commands import run_measured
 
 ORIGINAL = REPO / "bench" / "original"
 ORIGINAL_IMPORTS = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; "
     "from mpl_toolkits.mplot3d import Axes3D; import pandas; import seaborn"
 )
-OUR_IMPORTS = "import volcano_gif.cli, volcano_gif.render, volcano_gif.scene"
+OUR_IMPORTS = "import volcano_gif.cli, volcano_gif.task.render, volcano_gif.task.scene"
 #: The least a render task can import: numpy, matplotlib, Agg's renderer and a collection.
 FLOOR_IMPORTS = (
     "import numpy, matplotlib; from matplotlib.backends.backend_agg import RendererAgg; "
@@ -180,7 +186,7 @@ def run_ours_local(parent: Path, frames: int, startup: float) -> Run:
     folder = our_workspace(parent)
     code = (
         "import json, sys; from pathlib import Path; "
-        "from volcano_gif.local_runner import run_local; "
+        "from volcano_gif.local.runner import run_local; "
         "from volcano_gif.layout import ProjectPaths; "
         f"r = run_local(ProjectPaths(Path('.').resolve()), {frames}); "
         "print(json.dumps(dict(r.times)))"
@@ -201,7 +207,9 @@ def run_slurm(
     folder: Path, submit: Callable[[], tuple[str, str]], slurm_env: dict[str, str]
 ) -> Run:
     """Submit, wait for both jobs, and split the wall time by what scontrol says."""
-    from tools.local_slurm import Cluster, job_records, wait_for_jobs
+    from tools.local_slurm import Cluster
+    from tools.local_slurm import job_records
+    from tools.local_slurm import wait_for_jobs
 
     cluster = Cluster(Path(slurm_env["SLURM_CONF"]).parent)
     began = time.perf_counter()

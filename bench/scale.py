@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.workspace import copy_project, run_env
+from tools.workspace import copy_project
+from tools.workspace import run_env
 from volcano_gif.commands import run_measured
 
 DEFAULT_FRAME_COUNTS = (360, 1200, 3600)
@@ -34,7 +35,7 @@ PROCESSES = ("render worker", "python", "ffmpeg mp4", "ffmpeg palette", "ffmpeg 
 
 _RUN_LOCAL = (
     "import json, sys; from pathlib import Path; "
-    "from volcano_gif.local_runner import run_local; "
+    "from volcano_gif.local.runner import run_local; "
     "from volcano_gif.layout import ProjectPaths; "
     "r = run_local(ProjectPaths(Path('.').resolve()), int(sys.argv[1])); "
     "print(json.dumps({'times': dict(r.times), 'peaks': r.times.peaks_mib}))"

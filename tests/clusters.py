@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.local_slurm import Cluster, missing_programs, start, stop
+from tools.local_slurm import Cluster
+from tools.local_slurm import missing_programs
+from tools.local_slurm import start
+from tools.local_slurm import stop
 
 REQUIRE_SLURM = "VOLCANO_REQUIRE_SLURM"
 

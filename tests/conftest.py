@@ -12,10 +12,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.helpers import REPO, copy_project
-from volcano_gif.data import load_grid
+from tests.fakes import fake_slurm_env
+from tests.helpers import REPO
+from tests.helpers import copy_project
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.render import FrameRenderer
+from volcano_gif.task.data import load_grid
+from volcano_gif.task.render import FrameRenderer
 
 SMALL_FRAME_COUNT = 12
 
@@ -45,3 +47,9 @@ def rendered_project(project: Path, small_frames: Path) -> ProjectPaths:
     """A project copy whose images/ holds a complete 12-frame run."""
     shutil.copytree(small_frames, project / "images")
     return ProjectPaths(project)
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path) -> dict[str, str]:
+    """Fake sbatch, scontrol, squeue and scancel first on PATH; calls in tmp_path/slurm.log."""
+    return fake_slurm_env(tmp_path)

@@ -7,6 +7,7 @@ Slurm cluster. Each fake appends one JSON line per call to $FAKE_SLURM_LOG.
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -86,6 +87,20 @@ def install_fake_slurm(bin_dir: Path) -> Path:
         fake.write_text(_PREAMBLE.format(python=sys.executable, name=name) + body)
         fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     return bin_dir
+
+
+def fake_slurm_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The project's environment with the fakes first on PATH, logging to folder/slurm.log.
+
+    The one way tests set up fake Slurm programs (fixture ``fake_env`` in conftest.py).
+    """
+    from tests.helpers import project_env
+
+    bin_dir = install_fake_slurm(folder / "fakebin")
+    return project_env({
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_SLURM_LOG": str(folder / "slurm.log"), **extra,
+    })  # fmt: skip
 
 
 def slurm_calls(log: Path, program: str | None = None) -> list[Call]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
-from tools.workspace import REPO, copy_project, run_env
+from tools.workspace import REPO
+from tools.workspace import copy_project
+from tools.workspace import run_env
 
 __all__ = ["REPO", "copy_project", "installed_program", "project_env", "run"]
 
@@ -58,3 +64,44 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first, then theirs), from /proc."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    return [found for child in children for found in (int(child), *descendants(int(child)))]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` every 50 ms; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@functools.cache
+def clean_frame_digests(frame_count: int, size: tuple[int, int] = (640, 480)) -> dict[str, str]:
+    """SHA-256 of every frame as a clean render on this machine makes it.
+
+    Rendered once per test session for each frame count and size, then reused.
+    """
+    import hashlib
+    import tempfile
+
+    from volcano_gif.layout import frame_name
+    from volcano_gif.task.data import load_grid
+    from volcano_gif.task.render import FrameRenderer
+
+    renderer = FrameRenderer(load_grid(REPO / "data/volcano.csv"), frame_count, *size)
+    with tempfile.TemporaryDirectory(prefix="clean-frames-") as scratch:
+        folder = Path(scratch)
+        renderer.render_many(range(1, frame_count + 1), folder)
+        return {
+            frame_name(n): hashlib.sha256((folder / frame_name(n)).read_bytes()).hexdigest()
+            for n in range(1, frame_count + 1)
+        }

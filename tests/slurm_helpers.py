@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-from tests.helpers import REPO, project_env, run
-from tools.local_slurm import Cluster, job_records, wait_for_jobs
-from volcano_gif.data import load_grid
-from volcano_gif.layout import ProjectPaths, frame_name
-from volcano_gif.render import FrameRenderer
-from volcano_gif.run_record import require_record
+from tests.helpers import project_env
+from tests.helpers import run
+from tools.local_slurm import Cluster
+from tools.local_slurm import job_records
+from tools.local_slurm import wait_for_jobs
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.run.record import require_record
 
 
 def cluster_env(cluster: Cluster, **extra: str) -> dict[str, str]:
@@ -61,20 +59,6 @@ def queued_ids(cluster: Cluster) -> list[str]:
     output = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], env=cluster.env(),
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     return sorted(output.split())
-
-
-def clean_frame_digests(frame_count: int, size: tuple[int, int] = (640, 480)) -> dict[str, str]:
-    """SHA-256 of every frame as a clean render on this machine makes it."""
-    folder = Path(f"/tmp/clean-frames-{os.getpid()}-{frame_count}-{size[0]}")
-    renderer = FrameRenderer(load_grid(REPO / "data/volcano.csv"), frame_count, *size)
-    try:
-        renderer.render_many(range(1, frame_count + 1), folder)
-        return {
-            frame_name(n): hashlib.sha256((folder / frame_name(n)).read_bytes()).hexdigest()
-            for n in range(1, frame_count + 1)
-        }
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def task_states(cluster: Cluster, array_id: str) -> dict[int, str]:

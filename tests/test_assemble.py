@@ -14,24 +14,32 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_FRAME_COUNT
-from tests.helpers import project_env, run
-from tests.media import gif_facts, mp4_frame_count, video_stream
-from volcano_gif import assembler as assemble_module
-from volcano_gif.archive import ArchiveError, archive_path
-from volcano_gif.assembler import (
-    FramesNotReadyError,
-    OutputError,
-    assemble,
-    concat_list,
-    gif_command,
-    mp4_command,
-    palette_command,
-    palette_frames,
-)
-from volcano_gif.data import load_grid
-from volcano_gif.layout import ProjectPaths, frame_name
-from volcano_gif.render import FrameRenderer
-from volcano_gif.run_record import Mode, Parameters, new_record, require_record, write_record
+from tests.helpers import project_env
+from tests.helpers import run
+from tests.media import gif_facts
+from tests.media import mp4_frame_count
+from tests.media import video_stream
+from volcano_gif.assembly import assembler as assemble_module
+from volcano_gif.assembly.archive import ArchiveError
+from volcano_gif.assembly.archive import archive_path
+from volcano_gif.assembly.assembler import FramesNotReadyError
+from volcano_gif.assembly.assembler import OutputError
+from volcano_gif.assembly.assembler import assemble
+from volcano_gif.assembly.assembler import concat_list
+from volcano_gif.assembly.assembler import gif_command
+from volcano_gif.assembly.assembler import mp4_command
+from volcano_gif.assembly.assembler import palette_command
+from volcano_gif.assembly.assembler import palette_frames
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import frame_name
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import RunState
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import require_record
+from volcano_gif.run.record import write_record
+from volcano_gif.task.data import load_grid
+from volcano_gif.task.render import FrameRenderer
 
 N = SMALL_FRAME_COUNT
 
@@ -51,7 +59,7 @@ def _outputs_left(paths: ProjectPaths) -> list[str]:
 def recorded_project(rendered_project: ProjectPaths) -> ProjectPaths:
     """A complete 12-frame run with its run record, as submit-gif-job writes it."""
     record = new_record(Mode.LOCAL, Parameters(N, 1, 640, 480, 25, 400))
-    record.state = "rendering"
+    record.state = RunState.RENDERING
     write_record(rendered_project, record)
     return rendered_project
 
@@ -187,10 +195,7 @@ def test_missing_frame_is_named_and_the_resume_command_comes_first(
         "finish the run with one command, from the project folder:",
         f"  cd {paths.root} && bash submit-gif-job --resume",
     ]
-    text = str(raised.value)
-    assert f"{paths.root / 'volcano.py'} --frame-count 12 5" in text
-    assert "sbatch --array=5 generate_frames.slurm --frame-count 12 --frames-per-task 1" in text
-    assert "sbatch --dependency=afterany:<new job id> create_gif.slurm --frame-count 12" in text
+    assert len(lines) == 5  # nothing to scroll: no by-hand commands that list every frame
     assert len(_frames_left(paths)) == N - 1
     assert _outputs_left(paths) == []
     record = require_record(paths)
@@ -231,24 +236,24 @@ def test_many_missing_frames_are_listed_briefly(rendered_project: ProjectPaths) 
     assert "  ... and 40 more" in text
 
 
-def test_the_printed_rerender_command_repairs_the_run(rendered_project: ProjectPaths) -> None:
-    paths = rendered_project
+def test_the_printed_command_finishes_a_run_that_had_no_record(
+    rendered_project: ProjectPaths,
+) -> None:
+    paths = rendered_project  # frames, but no output/run.json: assembled by hand
     for frame in (3, 4, 9):
         (paths.images / frame_name(frame)).unlink()
-    failed = run([sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12",
+    failed = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12",
                   "--root", paths.root], cwd=paths.root)  # fmt: skip
     assert failed.returncode == 1
     assert "3 of 12 frames are missing or broken (3, 4, 9)" in failed.stderr
-    command = next(
-        line.strip() for line in failed.stderr.splitlines() if "volcano.py --frame-count" in line
-    )
-    assert command.endswith("--frame-count 12 3 4 9")
-    rerender = run(command.split(), cwd=paths.root)
-    assert rerender.returncode == 0, rerender.stderr
-    again = run([sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12",
-                 "--root", paths.root], cwd=paths.root)  # fmt: skip
-    assert again.returncode == 0, again.stderr
+    (command,) = [line.strip() for line in failed.stderr.splitlines() if "--resume" in line]
+    assert command == f"cd {paths.root} && bash submit-gif-job --resume"
+    record = require_record(paths)  # written for the resume command
+    assert (record.state, record.missing_frames) == ("failed", [3, 4, 9])
+    resumed = run(["bash", "-c", command], cwd=paths.root)
+    assert resumed.returncode == 0, resumed.stderr
     assert _frames_left(paths) == []
+    assert require_record(paths).state == "assembled"
 
 
 def _fake_ffmpeg(tmp_path: Path, script: str) -> Path:
@@ -278,7 +283,7 @@ def test_assemble_cli_reports_ffmpeg_failure_in_one_line(
 ) -> None:
     fake = _fake_ffmpeg(tmp_path, 'echo "boom" >&2; exit 1')
     result = run(
-        [sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12"],
+        [sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
         cwd=rendered_project.root, env=project_env({"IMAGEIO_FFMPEG_EXE": str(fake)}),
     )  # fmt: skip
     assert result.returncode == 1

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, run
+from tests.helpers import REPO
+from tests.helpers import run
 from tools.local_slurm import Cluster
 
 pytestmark = pytest.mark.slurm

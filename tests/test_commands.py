@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from volcano_gif.commands import CommandError, run, run_concurrently
+from volcano_gif.commands import CommandError
+from volcano_gif.commands import run
+from volcano_gif.commands import run_concurrently
 
 
 def test_run_returns_stdout() -> None:

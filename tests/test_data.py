@@ -10,7 +10,8 @@ import numpy.typing as npt
 import pytest
 
 from tests.helpers import REPO
-from volcano_gif.data import DataError, load_grid
+from volcano_gif.task.data import DataError
+from volcano_gif.task.data import load_grid
 
 
 def test_grid_shape_and_range(grid: npt.NDArray[np.float64]) -> None:

@@ -6,21 +6,21 @@ shape, the README's GIF and commands, and the README's error example.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.fakes import install_fake_slurm, sbatch_calls
-from tests.helpers import REPO, copy_project, project_env, run
+from tests.fakes import fake_slurm_env
+from tests.fakes import sbatch_calls
+from tests.helpers import REPO
+from tests.helpers import copy_project
+from tests.helpers import run
 from tests.tutorial import parse_console
-from volcano_gif.assembler import FramesNotReadyError
+from volcano_gif.assembly.assembler import FramesNotReadyError
+from volcano_gif.assembly.assembler import resume_hint
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.rerun import rerender_hint
-from volcano_gif.run_record import Parameters
 
 README = (REPO / "README.md").read_text()
 TUTORIAL = (REPO / "docs/tutorial.md").read_text()
@@ -50,27 +50,23 @@ def test_the_readme_gif_is_what_its_command_makes(project: Path) -> None:
 
 
 def test_the_readme_cluster_commands_run(tmp_path: Path) -> None:
-    bin_dir = install_fake_slurm(tmp_path / "bin")
     block = _fenced(README, "## Running it on a cluster")
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
     assert len(commands) == 7
     for index, command in enumerate(commands):
         project = copy_project(tmp_path / f"project{index}")
-        log = tmp_path / f"slurm{index}.log"
+        folder = tmp_path / f"slurm{index}"
+        folder.mkdir()
         words = command.split()
         settings = dict(word.split("=", 1) for word in words if re.match(r"^[A-Z_]+=", word))
         words = [word for word in words if not re.match(r"^[A-Z_]+=", word)]
-        env = project_env({
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log),
-            **settings,
-        })  # fmt: skip
-        result = run(words, cwd=project, env=env)
+        result = run(words, cwd=project, env=fake_slurm_env(folder, **settings))
         if "--watch" in words:  # fake jobs never produce a GIF: the watch says so, exit 1
             assert result.returncode == 1, result.stderr
             assert "finish it with: bash submit-gif-job --resume" in result.stderr
         else:
             assert result.returncode == 0, f"{command}: {result.stderr}"
-        submitted = len(sbatch_calls(log))
+        submitted = len(sbatch_calls(folder / "slurm.log"))
         assert submitted == (0 if "--dry-run" in words else 2), command
 
 
@@ -79,9 +75,7 @@ def test_the_readme_missing_frames_example_is_what_the_assembler_prints() -> Non
     root = Path("/home/me/volcano")
     paths = ProjectPaths(root)
     problems = {17: f"missing: {paths.frame(17)}"}
-    hint = rerender_hint(paths, [17], Parameters(360, 1, 640, 480, 25, 400))
-    message = f"volcano-gif: error: {FramesNotReadyError(problems, 360, hint)}"
-    printed = message.replace(sys.executable, "/home/me/volcano/.venv/bin/python")
+    printed = f"volcano-gif: error: {FramesNotReadyError(problems, 360, resume_hint(paths))}"
     assert printed.splitlines() == shown
 
 

@@ -19,18 +19,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import clean_frame_digests
+from tests.helpers import descendants
 from tests.helpers import run
-from tests.media import gif_facts, mp4_frame_count
-from tests.slurm_helpers import (
-    clean_frame_digests,
-    submit,
-    submit_run,
-    task_states,
-    wait_for_run,
-)
-from tools.local_slurm import Cluster, job_records, node_states, start, status
-from volcano_gif.layout import ProjectPaths, frame_name
-from volcano_gif.run_record import require_record
+from tests.media import gif_facts
+from tests.media import mp4_frame_count
+from tests.slurm_helpers import submit
+from tests.slurm_helpers import submit_run
+from tests.slurm_helpers import task_states
+from tests.slurm_helpers import wait_for_run
+from tools.local_slurm import Cluster
+from tools.local_slurm import job_records
+from tools.local_slurm import node_states
+from tools.local_slurm import start
+from tools.local_slurm import status
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import frame_name
+from volcano_gif.run.record import require_record
 
 
 def _resume_and_check(cluster: Cluster, project: Path, frame_count: int) -> None:
@@ -88,14 +93,6 @@ def test_scancel_two_tasks_then_resume_loses_nothing(fault_slurm: Cluster, proje
     assert "nothing to submit" in done.stdout
 
 
-def _descendants(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:
-        return []
-    return [int(c) for child in children for c in (child, *map(str, _descendants(int(child))))]
-
-
 def _stepd_pids(job_ids: set[str]) -> list[int]:
     """The slurmstepd processes of these jobs, by their command line ``slurmstepd: [ID.batch]``."""
     found = []
@@ -145,7 +142,7 @@ def test_a_lost_node_loses_no_frame(fault_slurm: Cluster, project: Path) -> None
         assert slurmd is not None
         stepds = _stepd_pids(on_n2)
         assert stepds, on_n2
-        victims = [slurmd, *stepds, *(p for s in stepds for p in _descendants(s))]
+        victims = [slurmd, *stepds, *(p for s in stepds for p in descendants(s))]
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         # Slurm notices within SlurmdTimeout (10 s) and marks n2 down.
@@ -219,7 +216,7 @@ def test_a_full_disk_loses_no_frame_and_names_the_file(
     paths = rendered_project
     before = {p.name: p.read_bytes() for p in paths.images.iterdir()}
     with _small_disk(paths.root / full, size):
-        result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12"],
+        result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
                      cwd=paths.root)  # fmt: skip
         assert result.returncode == 1
         (error,) = [line for line in result.stderr.splitlines() if ": error: " in line]
@@ -233,6 +230,6 @@ def test_a_full_disk_loses_no_frame_and_names_the_file(
         if (paths.root / folder).exists():
             assert os.listdir(paths.root / folder) == []
     # With room again, the same command finishes the run.
-    again = run([sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12"],
+    again = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
                 cwd=paths.root)  # fmt: skip
     assert again.returncode == 0, again.stderr

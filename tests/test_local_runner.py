@@ -7,7 +7,6 @@ same folder; and its progress output on and off a terminal.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import pty
@@ -19,21 +18,29 @@ import sys
 import tarfile
 import termios
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import project_env, run
-from tests.media import gif_facts, mp4_frame_count
-from volcano_gif.assembler import FramesNotReadyError
-from volcano_gif.data import load_grid
-from volcano_gif.frames import Verdict, frames_on_disk, inspect_frame
-from volcano_gif.layout import ProjectPaths, frame_name
-from volcano_gif.local_runner import run_local
-from volcano_gif.progress import FrameProgress
-from volcano_gif.render import FrameRenderer
-from volcano_gif.run_record import require_record
+from tests.helpers import REPO
+from tests.helpers import clean_frame_digests
+from tests.helpers import descendants
+from tests.helpers import project_env
+from tests.helpers import run
+from tests.helpers import wait_for
+from tests.media import gif_facts
+from tests.media import mp4_frame_count
+from volcano_gif.assembly.assembler import FramesNotReadyError
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import frame_name
+from volcano_gif.local.progress import FrameProgress
+from volcano_gif.local.runner import run_local
+from volcano_gif.run.record import require_record
+from volcano_gif.task.data import load_grid
+from volcano_gif.task.frames import Verdict
+from volcano_gif.task.frames import frames_on_disk
+from volcano_gif.task.frames import inspect_frame
+from volcano_gif.task.render import FrameRenderer
 
 
 def _check_outputs(root: Path, frame_count: int) -> None:
@@ -49,30 +56,6 @@ def _check_outputs(root: Path, frame_count: int) -> None:
     record = require_record(ProjectPaths(root))
     assert (record.state, record.mode) == ("assembled", "local")
     assert len(record.frames_sha256) == frame_count
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _clean_frame_digests(frame_count: int, frames: range) -> dict[str, str]:
-    """SHA-256 of each frame as a clean render makes it."""
-    from tests.helpers import REPO
-
-    renderer = FrameRenderer(load_grid(REPO / "data/volcano.csv"), frame_count)
-    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"clean-{os.getpid()}-{frame_count}"
-    try:
-        renderer.render_many(frames, folder)
-        return {
-            frame_name(n): hashlib.sha256((folder / frame_name(n)).read_bytes()).hexdigest()
-            for n in frames
-        }
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_run_local_from_python(project: Path) -> None:
@@ -98,19 +81,51 @@ def test_submit_gif_job_local(project: Path) -> None:
     assert "report: tasks: 2 on 1 node(s), 12 frames rendered" in steps
 
 
-def test_submit_gif_job_without_sbatch_runs_locally(project: Path, tmp_path: Path) -> None:
+def _env_without_sbatch(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """PATH with only what submit-gif-job needs besides Slurm; no SLURM_CONF unless given."""
     bin_dir = tmp_path / "bin-without-sbatch"
     bin_dir.mkdir()
     for tool in ("dirname", "mktemp", "rm"):
         found = shutil.which(tool)
         assert found is not None
         os.symlink(found, bin_dir / tool)
-    env = project_env({"PATH": str(bin_dir)})
+    env = project_env({"PATH": str(bin_dir), **extra})
+    if "SLURM_CONF" not in extra:
+        env.pop("SLURM_CONF", None)
+    return env
+
+
+def test_submit_gif_job_without_sbatch_runs_locally(project: Path, tmp_path: Path) -> None:
+    env = _env_without_sbatch(tmp_path)
     result = run([shutil.which("bash") or "bash", "submit-gif-job", "--frames", "8"],
                  cwd=project, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "sbatch not found; running on this machine" in result.stderr
     _check_outputs(project, 8)
+
+
+def test_slurm_configured_but_no_sbatch_stops_and_names_local(
+    project: Path, tmp_path: Path
+) -> None:
+    # A login node whose Slurm module is not loaded: never start a run with
+    # every core of a shared machine by surprise.
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=site\n")
+    env = _env_without_sbatch(tmp_path, SLURM_CONF=str(conf))
+    result = run([shutil.which("bash") or "bash", "submit-gif-job", "--frames", "8"],
+                 cwd=project, env=env)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"submit-gif-job: error: Slurm is configured on this machine ({conf}) but sbatch is "
+        "not on PATH (a module to load?); to run on this machine on purpose, with all of its "
+        "cores, use: bash submit-gif-job --local"
+    ]
+    assert not (project / "output/run.json").exists()
+    assert not (project / "images").exists() or not any((project / "images").iterdir())
+    here = run([shutil.which("bash") or "bash", "submit-gif-job", "--local", "--frames", "4"],
+               cwd=project, env=env)  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    _check_outputs(project, 4)
 
 
 def test_failed_renders_still_reach_the_assembler(
@@ -134,17 +149,17 @@ def test_failed_renders_still_reach_the_assembler(
 def test_volcano_gif_console_script_runs_locally(project: Path) -> None:
     script = Path(sys.executable).parent / "volcano-gif"
     assert script.exists(), "pip install -e . installs the volcano-gif console script"
-    result = run([script, "local", "--frame-count", "4", "-q"], cwd=project)
+    result = run([script, "local", "--frames", "4", "-q"], cwd=project)
     assert result.returncode == 0, result.stderr
     _check_outputs(project, 4)
 
 
-@pytest.mark.parametrize("columns", [100, 0], ids=["sized", "unsized"])
-def test_progress_is_a_bar_on_a_terminal(project: Path, columns: int) -> None:
+def _render_on_a_pty(project: Path, rows: int, columns: int) -> str:
+    """Run a 24-frame local run with stderr on a terminal of this size; what it showed."""
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, "-m", "volcano_gif", "local", "--frame-count", "24"],
+        [sys.executable, "-m", "volcano_gif", "local", "--frames", "24"],
         cwd=project, env=project_env(), stdout=subprocess.DEVNULL, stderr=terminal,
     )  # fmt: skip
     os.close(terminal)
@@ -158,7 +173,12 @@ def test_progress_is_a_bar_on_a_terminal(project: Path, columns: int) -> None:
             break
         chunks.append(chunk)
     assert process.wait(timeout=120) == 0
-    shown = b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("columns", [100, 0], ids=["sized", "unsized"])
+def test_progress_is_a_bar_on_a_terminal(project: Path, columns: int) -> None:
+    shown = _render_on_a_pty(project, 24, columns)
     assert "\r" in shown  # redrawn in place
     assert "rendering: 100%" in shown
     assert "24/24" in shown
@@ -166,12 +186,21 @@ def test_progress_is_a_bar_on_a_terminal(project: Path, columns: int) -> None:
     assert "rendering: 24/24 frames" not in shown  # no plain lines on a terminal
 
 
+@pytest.mark.parametrize("columns", [100, 0], ids=["wide", "no-size"])
+def test_a_terminal_with_no_rows_gets_plain_lines(project: Path, columns: int) -> None:
+    # script -qec without a controlling tty, some CI and container shells: tqdm
+    # draws nothing on a terminal of 0 rows, so plain lines must take over.
+    shown = _render_on_a_pty(project, 0, columns)
+    assert "rendering: 24/24 frames" in shown
+    assert "frame/s]" not in shown
+
+
 def test_progress_off_a_terminal_is_plain_lines_at_most_every_few_seconds(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
-    caplog.set_level("INFO", logger="volcano_gif.progress")
+    caplog.set_level("INFO", logger="volcano_gif.local.progress")
     progress = FrameProgress(40, plain_interval=5.0)
     for _ in range(40):
         clock[0] += 0.5  # a frame every half second: 20 s in all
@@ -194,16 +223,9 @@ def _start_local_run(project: Path, frames: int, *options: str) -> subprocess.Po
     )  # fmt: skip
 
 
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found += [int(child), *_descendants(int(child))]
-    return found
-
-
 def test_a_local_run_holds_its_folder_and_a_crash_leaves_no_stale_lock(project: Path) -> None:
     first = _start_local_run(project, 96)
-    _wait_for(lambda: len(frames_on_disk(project / "images")) >= 2, "the first frames")
+    wait_for(lambda: len(frames_on_disk(project / "images")) >= 2, "the first frames")
     second = run(["bash", "submit-gif-job", "--local", "--frames", "4"], cwd=project)
     assert second.returncode == 2
     (line,) = second.stderr.splitlines()
@@ -221,22 +243,22 @@ def _workers(runner: int) -> list[int]:
     """The render worker processes of a local run: forks of the runner itself."""
     command = Path(f"/proc/{runner}/cmdline").read_bytes()
     return [
-        pid for pid in _descendants(runner)
+        pid for pid in descendants(runner)
         if Path(f"/proc/{pid}/cmdline").read_bytes() == command
     ]  # fmt: skip
 
 
 def _runner_pid(process: subprocess.Popen[str]) -> int:
     """The Python process of ``bash submit-gif-job`` (the one that holds the lock)."""
-    _wait_for(lambda: bool(_descendants(process.pid)), "the runner")
-    return _descendants(process.pid)[0]
+    wait_for(lambda: bool(descendants(process.pid)), "the runner")
+    return descendants(process.pid)[0]
 
 
 def test_sigkill_of_a_render_worker_loses_nothing_and_resume_completes(project: Path) -> None:
     frames = 96
     runner = _start_local_run(project, frames)
     runner_pid = _runner_pid(runner)
-    _wait_for(lambda: len(frames_on_disk(project / "images")) >= 6, "some frames")
+    wait_for(lambda: len(frames_on_disk(project / "images")) >= 6, "some frames")
     workers = _workers(runner_pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
@@ -257,12 +279,12 @@ def test_sigkill_of_a_render_worker_loses_nothing_and_resume_completes(project: 
     _check_outputs(project, frames)
     assert not [p for p in paths.images.iterdir() if p.name.endswith(".tmp")]
     record = require_record(paths)
-    assert record.frames_sha256 == _clean_frame_digests(frames, range(1, frames + 1))
+    assert record.frames_sha256 == clean_frame_digests(frames)
 
 
 def test_cancel_stops_a_local_run_keeps_its_frames_and_resume_finishes_it(project: Path) -> None:
     runner = _start_local_run(project, 96)
-    _wait_for(lambda: len(frames_on_disk(project / "images")) >= 4, "some frames")
+    wait_for(lambda: len(frames_on_disk(project / "images")) >= 4, "some frames")
     cancel = run(["bash", "submit-gif-job", "--cancel"], cwd=project)
     assert cancel.returncode == 0, cancel.stderr
     assert cancel.stdout.startswith("stopping the local run (pid ")
@@ -304,3 +326,18 @@ def test_a_new_run_keeps_frames_it_would_render_the_same(project: Path) -> None:
     timings = [json.loads(t.read_text()) for t in (project / "output/timing").glob("local-*")]
     assert sorted(n for timing in timings for n in timing["skipped"]) == [1, 2, 3]
     assert sorted(f[0] for timing in timings for f in timing["frames"]) == list(range(4, 13))
+
+
+def test_git_status_is_clean_after_a_run(project: Path) -> None:
+    # Everything a run writes (record, report, timing files, locks, caches,
+    # outputs) is ignored: a checkout stays clean however often it is run.
+    shutil.copy2(REPO / ".gitignore", project / ".gitignore")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "project"]):
+        assert run([*git, *command], cwd=project).returncode == 0
+    result = run([sys.executable, "-m", "volcano_gif", "local", "--frames", "4", "-q"],
+                 cwd=project)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (project / "output/run.json").is_file()
+    status = run([*git, "status", "--porcelain", "--untracked-files=all"], cwd=project)
+    assert status.stdout == ""

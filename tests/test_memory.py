@@ -16,9 +16,12 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from volcano_gif.assembler import assemble
-from volcano_gif.layout import FRAME_LABEL_KEY, ProjectPaths, frame_label, frame_name
-from volcano_gif.png import encode_rgb
+from volcano_gif.assembly.assembler import assemble
+from volcano_gif.layout import FRAME_LABEL_KEY
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import frame_label
+from volcano_gif.layout import frame_name
+from volcano_gif.task.png import encode_rgb
 
 FRAMES = 1200
 SIZE = (320, 240)

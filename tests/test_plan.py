@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 
 from volcano_gif.layout import UsageError
-from volcano_gif.plan import (
-    ARRAY_ID_PLACEHOLDER,
-    array_command,
-    assembly_command,
-    assembly_options,
-    plan_array,
-    render_options,
-    show,
-)
-from volcano_gif.run_record import Parameters
+from volcano_gif.run.record import Parameters
+from volcano_gif.submit.plan import ARRAY_ID_PLACEHOLDER
+from volcano_gif.submit.plan import array_command
+from volcano_gif.submit.plan import assembly_command
+from volcano_gif.submit.plan import assembly_options
+from volcano_gif.submit.plan import plan_array
+from volcano_gif.submit.plan import render_options
+from volcano_gif.submit.plan import show
 
 
 def _parameters(**changes: object) -> Parameters:
@@ -89,15 +87,15 @@ def test_a_resume_list_also_stays_under_max_array_size() -> None:
 
 def test_render_and_assembly_options() -> None:
     plain = _parameters()
-    assert render_options(plain, 1) == ["--frame-count", "360", "--frames-per-task", "1"]
-    assert assembly_options(plain) == ["--frame-count", "360"]
+    assert render_options(plain, 1) == ["--frames", "360", "--frames-per-task", "1"]
+    assert assembly_options(plain) == ["--frames", "360"]
     small = _parameters(frame_count=12, width=96, height=72, gif_width=96)
     assert render_options(small, 4, force=True) == [
-        "--frame-count", "12", "--frames-per-task", "4", "--size", "96x72", "--force",
+        "--frames", "12", "--frames-per-task", "4", "--size", "96x72", "--force",
     ]  # fmt: skip
-    assert assembly_options(small) == ["--frame-count", "12", "--size", "96x72"]
+    assert assembly_options(small) == ["--frames", "12", "--size", "96x72"]
     narrow = _parameters(gif_width=240)
-    assert assembly_options(narrow) == ["--frame-count", "360", "--gif-width", "240"]
+    assert assembly_options(narrow) == ["--frames", "360", "--gif-width", "240"]
 
 
 def test_the_two_sbatch_commands_are_exact() -> None:
@@ -105,20 +103,20 @@ def test_the_two_sbatch_commands_are_exact() -> None:
     render = render_options(_parameters(), 1)
     assert array_command(array, ["--qos=debug"], render) == [
         "sbatch", "--parsable", "--array=1-360%10", "--qos=debug", "generate_frames.slurm",
-        "--frame-count", "360", "--frames-per-task", "1",
+        "--frames", "360", "--frames-per-task", "1",
     ]  # fmt: skip
-    assert assembly_command("77", ["--qos=debug"], ["--frame-count", "360"]) == [
+    assert assembly_command("77", ["--qos=debug"], ["--frames", "360"]) == [
         "sbatch", "--parsable", "--dependency=afterany:77", "--qos=debug", "create_gif.slurm",
-        "--frame-count", "360",
+        "--frames", "360",
     ]  # fmt: skip
-    assert assembly_command(None, [], ["--frame-count", "360"]) == [
-        "sbatch", "--parsable", "create_gif.slurm", "--frame-count", "360",
+    assert assembly_command(None, [], ["--frames", "360"]) == [
+        "sbatch", "--parsable", "create_gif.slurm", "--frames", "360",
     ]  # fmt: skip
 
 
 def test_show_quotes_arguments_but_keeps_the_placeholder_readable() -> None:
-    command = assembly_command(ARRAY_ID_PLACEHOLDER, ["--comment=a b"], ["--frame-count", "9"])
+    command = assembly_command(ARRAY_ID_PLACEHOLDER, ["--comment=a b"], ["--frames", "9"])
     assert show(command) == (
         "sbatch --parsable --dependency=afterany:<array job id> '--comment=a b' "
-        "create_gif.slurm --frame-count 9"
+        "create_gif.slurm --frames 9"
     )

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from volcano_gif.png import encode_rgb
+from volcano_gif.task.png import encode_rgb
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (3, 5, 3), (480, 640, 3)])

@@ -14,10 +14,14 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from tests.helpers import copy_project, project_env, run
-from volcano_gif.layout import ELEVATION, azimuth
-from volcano_gif.render import FrameRenderer, grid_triangles
-from volcano_gif.task_timing import TaskTiming
+from tests.helpers import copy_project
+from tests.helpers import project_env
+from tests.helpers import run
+from volcano_gif.layout import ELEVATION
+from volcano_gif.layout import azimuth
+from volcano_gif.task.render import FrameRenderer
+from volcano_gif.task.render import grid_triangles
+from volcano_gif.task.task_timing import TaskTiming
 
 
 def _pixels(image: npt.NDArray[np.uint8]) -> bytes:
@@ -144,7 +148,7 @@ def test_volcano_py_ends_without_teardown_but_loses_no_output(project: Path) -> 
     env = {k: v for k, v in project_env().items() if k != "PYTHONUNBUFFERED"}
     result = run(
         [sys.executable, "volcano.py", "--array-task", "2", "--frames-per-task", "3",
-         "--frame-count", "12"],
+         "--frames", "12"],
         cwd=project, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -153,7 +157,7 @@ def test_volcano_py_ends_without_teardown_but_loses_no_output(project: Path) -> 
     ]
     logged = [line.split(" INFO ")[-1] for line in result.stderr.splitlines()]
     assert [line for line in logged if "rendered frame" in line] == [
-        f"volcano_gif.render: rendered frame {n}: {project / 'images' / f'image{n:04d}.png'}"
+        f"volcano_gif.task.render: rendered frame {n}: {project / 'images' / f'image{n:04d}.png'}"
         for n in (4, 5, 6)
     ]
 
@@ -161,7 +165,7 @@ def test_volcano_py_ends_without_teardown_but_loses_no_output(project: Path) -> 
 def test_volcano_py_array_task_renders_its_block(project: Path) -> None:
     result = run(
         [sys.executable, "volcano.py", "--array-task", "3", "--frames-per-task", "4",
-         "--frame-count", "12", "-q"],
+         "--frames", "12", "-q"],
         cwd=project,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -172,7 +176,7 @@ def test_volcano_py_array_task_renders_its_block(project: Path) -> None:
 def test_volcano_py_help(project: Path) -> None:
     result = run([sys.executable, project / "volcano.py", "--help"], cwd=project)
     assert result.returncode == 0
-    assert "--frame-count" in result.stdout
+    assert "--frames" in result.stdout
     assert "--array-task" in result.stdout
 
 
@@ -233,7 +237,7 @@ def test_an_array_task_writes_its_timing_file(project: Path) -> None:
     began = time.time()
     result = run(
         [sys.executable, "volcano.py", "--array-task", "2", "--frames-per-task", "3",
-         "--frame-count", "12", "-q"],
+         "--frames", "12", "-q"],
         cwd=project, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -300,7 +304,7 @@ def test_a_render_task_imports_neither_figure_nor_mplot3d_nor_the_report(
     assert result.returncode == 0, result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}  # fmt: skip
-    assert "volcano_gif.render" in imported
+    assert "volcano_gif.task.render" in imported
     forbidden = {"matplotlib.figure", "matplotlib.pyplot", "mpl_toolkits.mplot3d", "pandas",
                  "seaborn", "imageio", "tqdm"}  # fmt: skip
     assert imported & forbidden == set()

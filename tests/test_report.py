@@ -13,15 +13,16 @@ from PIL import Image
 
 from tests.helpers import run
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.report import TIMELINE_SIZE, summary_lines, write_report, write_report_safely
-from volcano_gif.run_record import (
-    AssemblyMemory,
-    Mode,
-    Parameters,
-    Submission,
-    new_record,
-    write_record,
-)
+from volcano_gif.run.record import AssemblyMemory
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import Submission
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import write_record
+from volcano_gif.run.report import TIMELINE_SIZE
+from volcano_gif.run.report import summary_lines
+from volcano_gif.run.report import write_report
+from volcano_gif.run.report import write_report_safely
 
 T0 = datetime(2026, 11, 21, 10, 0, 0).astimezone()
 
@@ -137,17 +138,17 @@ def test_a_failing_report_never_fails_the_assembly(
     # No timing files at all, and output/report is a file: no report can be made.
     paths.output.mkdir(exist_ok=True)
     (paths.output / "report").write_text("in the way")
-    result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frame-count", "12"],
+    result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
                  cwd=paths.root)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "WARNING volcano_gif.report: no run report: RuntimeError: no task timing files" in (
+    assert "WARNING volcano_gif.run.report: no run report: RuntimeError: no task timing files" in (
         result.stderr
     )
     assert (paths.root / "output/gifs/volcano.gif").is_file()
 
 
 def test_lanes_put_tasks_that_never_overlap_on_one_node_in_one_lane() -> None:
-    from volcano_gif.report import lanes
+    from volcano_gif.run.report import lanes
 
     table = pd.DataFrame({
         "node": ["n1", "n1", "n2", "n1", "n1"],

@@ -12,22 +12,22 @@ import jsonschema
 import pytest
 
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.run_record import (
-    SCHEMA_FILE,
-    AssemblyMemory,
-    Event,
-    Mode,
-    OutputFile,
-    Parameters,
-    RecordError,
-    RunRecord,
-    Submission,
-    new_record,
-    read_record,
-    require_record,
-    update_record,
-    write_record,
-)
+from volcano_gif.run.record import SCHEMA_FILE
+from volcano_gif.run.record import AssemblyMemory
+from volcano_gif.run.record import Event
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import OutputFile
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import RecordError
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import RunState
+from volcano_gif.run.record import Submission
+from volcano_gif.run.record import TransitionError
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import read_record
+from volcano_gif.run.record import require_record
+from volcano_gif.run.record import update_record
+from volcano_gif.run.record import write_record
 
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
 
@@ -134,3 +134,42 @@ def test_an_update_for_another_run_changes_nothing(tmp_path: Path) -> None:
     before = paths.run_record.read_text()
     assert update_record(paths, lambda record: record.note("x"), run_id="someone-else") is None
     assert paths.run_record.read_text() == before
+
+
+#: Every move a run can never make, written out as the lifecycle's spec.
+IMPOSSIBLE_MOVES = {
+    (before, after)
+    for after, allowed_from in {
+        "submitted": {"submitting"},
+        "refused": {"submitting"},
+        "assembled": {"assembling"},
+        "failed": {"assembling", "submitting"},
+        "cancelled": {"submitting", "submitted", "rendering", "assembling", "failed"},
+    }.items()
+    for before in {state.value for state in RunState} - allowed_from
+}
+
+
+@pytest.mark.parametrize("before", [state.value for state in RunState])
+@pytest.mark.parametrize("after", [state.value for state in RunState])
+def test_the_lifecycle_allows_every_move_but_the_impossible_ones(before: str, after: str) -> None:
+    record = _record()
+    record.state = RunState(before)
+    if (before, after) in IMPOSSIBLE_MOVES:
+        with pytest.raises(TransitionError, match=f"is {before}: it cannot become {after}"):
+            record.move_to(RunState(after), "test move")
+        assert record.state == before
+    else:
+        record.move_to(RunState(after), "test move", "detail")
+        assert (record.state, record.events[-1].event) == (after, "test move")
+
+
+def test_a_refused_move_says_so_in_one_line() -> None:
+    record = _record()
+    record.state = RunState.ASSEMBLED
+    with pytest.raises(TransitionError) as raised:
+        record.move_to(RunState.CANCELLED, "cancelled")
+    assert str(raised.value) == (
+        f"run {record.run_id} is assembled: it cannot become cancelled (cancelled); "
+        "see output/run.json"
+    )

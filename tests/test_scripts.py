@@ -7,21 +7,20 @@ import subprocess
 
 import pytest
 
-from tests.helpers import REPO, installed_program
-from volcano_gif.layout import (
-    ARRAY_SCRIPT,
-    ASSEMBLY_MEMORY,
-    ASSEMBLY_SCRIPT,
-    DEFAULT_FRAME_COUNT,
-    FRAME_PREFIX,
-    RENDER_TASK_MEMORY,
-    SLURM_ARRAY_LOG_ERR,
-    SLURM_ARRAY_LOG_OUT,
-    SLURM_JOB_LOG_ERR,
-    SLURM_JOB_LOG_OUT,
-    frame_name,
-)
-from volcano_gif.submission import PLAN_FILES
+from tests.helpers import REPO
+from tests.helpers import installed_program
+from volcano_gif.layout import ARRAY_SCRIPT
+from volcano_gif.layout import ASSEMBLY_MEMORY
+from volcano_gif.layout import ASSEMBLY_SCRIPT
+from volcano_gif.layout import DEFAULT_FRAME_COUNT
+from volcano_gif.layout import FRAME_PREFIX
+from volcano_gif.layout import RENDER_TASK_MEMORY
+from volcano_gif.layout import SLURM_ARRAY_LOG_ERR
+from volcano_gif.layout import SLURM_ARRAY_LOG_OUT
+from volcano_gif.layout import SLURM_JOB_LOG_ERR
+from volcano_gif.layout import SLURM_JOB_LOG_OUT
+from volcano_gif.layout import frame_name
+from volcano_gif.submit.submission import PLAN_FILES
 
 SCRIPTS = ["generate_frames.slurm", "create_gif.slurm", "submit-gif-job", ".ci/run"]
 
@@ -109,7 +108,7 @@ def test_ci_runs_the_readme_test_command_with_decoys_first_on_path() -> None:
     assert command.endswith(".venv/bin/python -m pytest")
     ci = (REPO / ".ci" / "run").read_text()
     assert f"\n{command}\n" in ci
-    assert "for tool in shellcheck ruff mypy; do" in ci
+    assert "for tool in shellcheck ruff mypy lint-imports; do" in ci
     assert ci.index('export PATH="$decoys:$PATH"') < ci.index(f"\n{command}\n")
 
 

@@ -22,20 +22,25 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.helpers import REPO, project_env, run
-from tests.media import gif_facts, mp4_frame_count
-from tests.slurm_helpers import (
-    cluster_env,
-    queued_ids,
-    submit,
-    submit_run,
-    task_states,
-    wait_for_run,
-)
-from tools.local_slurm import Cluster, job_records, start, status, wait_for_jobs
+from tests.helpers import REPO
+from tests.helpers import project_env
+from tests.helpers import run
+from tests.media import gif_facts
+from tests.media import mp4_frame_count
+from tests.slurm_helpers import cluster_env
+from tests.slurm_helpers import queued_ids
+from tests.slurm_helpers import submit
+from tests.slurm_helpers import submit_run
+from tests.slurm_helpers import task_states
+from tests.slurm_helpers import wait_for_run
+from tools.local_slurm import Cluster
+from tools.local_slurm import job_records
+from tools.local_slurm import start
+from tools.local_slurm import status
+from tools.local_slurm import wait_for_jobs
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.report import TIMELINE_SIZE
-from volcano_gif.run_record import require_record
+from volcano_gif.run.record import require_record
+from volcano_gif.run.report import TIMELINE_SIZE
 
 pytestmark = pytest.mark.slurm
 
@@ -130,6 +135,17 @@ def test_assembly_waits_pending_on_dependency_until_the_last_task_ends(
     assert assembly["ExitCode"] == "0:0"
 
 
+def _resume_renders_frame_2_and_assembles(slurm: Cluster, project: Path) -> None:
+    """Unblock frame 2 (a folder stood where it goes); --resume must finish the 4-frame run."""
+    (project / "images" / "image0002.png").rmdir()
+    resumed = submit_run(slurm, project, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(array 2)" in resumed.stdout
+    wait_for_run(slurm, project)
+    assert require_record(ProjectPaths(project)).state == "assembled"
+    assert gif_facts(project / "output/gifs/volcano.gif")[0] == 4
+
+
 def test_a_failed_task_is_reported_nothing_is_deleted_and_resume_finishes(
     slurm: Cluster, project: Path
 ) -> None:
@@ -146,20 +162,38 @@ def test_a_failed_task_is_reported_nothing_is_deleted_and_resume_finishes(
     log = (project / f"output/slurm_files/create_gif-{gif_id}.err").read_text()
     assert "1 of 4 frames are missing or broken (2)" in log
     assert f"cd {project} && bash submit-gif-job --resume" in log
-    assert "volcano.py --frame-count 4 2" in log
-    assert "sbatch --array=2 generate_frames.slurm --frame-count 4 --frames-per-task 1" in log
     left = sorted(p.name for p in (project / "images").iterdir())
     assert left == ["image0001.png", "image0002.png", "image0003.png", "image0004.png"]
     assert not (project / "output/gifs").exists()
     assert require_record(ProjectPaths(project)).missing_frames == [2]
 
-    (project / "images" / "image0002.png").rmdir()
-    resumed = submit_run(slurm, project, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "(array 2)" in resumed.stdout
-    wait_for_run(slurm, project)
-    assert require_record(ProjectPaths(project)).state == "assembled"
-    assert gif_facts(project / "output/gifs/volcano.gif")[0] == 4
+    _resume_renders_frame_2_and_assembles(slurm, project)
+
+
+def test_a_run_started_with_plain_sbatch_is_finished_by_the_printed_resume_command(
+    slurm: Cluster, project: Path
+) -> None:
+    # The lesson's way: the two sbatch commands typed by hand, no submit-gif-job,
+    # so no run record. Task 2 fails; the assembler's one command must finish it.
+    (project / "images" / "image0002.png").mkdir(parents=True)
+    (project / "output" / "slurm_files").mkdir(parents=True)
+    env = cluster_env(slurm)
+    array = run(["sbatch", "--parsable", "--array=1-4", "generate_frames.slurm",
+                 "--frames", "4"], cwd=project, env=env)  # fmt: skip
+    assert array.returncode == 0, array.stderr
+    array_id = array.stdout.strip().split(";")[0]
+    gif = run(["sbatch", "--parsable", f"--dependency=afterany:{array_id}", "create_gif.slurm",
+               "--frames", "4"], cwd=project, env=env)  # fmt: skip
+    assert gif.returncode == 0, gif.stderr
+    gif_id = gif.stdout.strip().split(";")[0]
+    wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
+    log = (project / f"output/slurm_files/create_gif-{gif_id}.err").read_text()
+    printed = [line.strip() for line in log.splitlines() if "submit-gif-job --resume" in line]
+    assert printed == [f"cd {project} && bash submit-gif-job --resume"], log
+    record = require_record(ProjectPaths(project))
+    assert (record.mode, record.state, record.missing_frames) == ("slurm", "failed", [2])
+
+    _resume_renders_frame_2_and_assembles(slurm, project)
 
 
 def test_array_tasks_run_on_both_emulated_nodes(slurm: Cluster, project: Path) -> None:
@@ -217,8 +251,8 @@ def test_dry_run_submits_nothing_and_shows_sbatchs_answers(slurm: Cluster, proje
     lines = result.stdout.splitlines()
     assert lines[:3] == [
         f"would submit, from {project}:",
-        "  sbatch --parsable --array=1-6 generate_frames.slurm --frame-count 6 --frames-per-task 1",
-        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frame-count 6",
+        "  sbatch --parsable --array=1-6 generate_frames.slurm --frames 6 --frames-per-task 1",
+        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 6",
     ]
     assert re.fullmatch(
         r"  generate_frames.slurm: sbatch: Job \d+ to start at \S+ using 1 processors on nodes "
@@ -372,7 +406,7 @@ def test_local_slurm_status_command_lists_every_daemon(slurm: Cluster) -> None:
 def test_run_json_of_a_real_run_validates_against_the_schema(slurm: Cluster, project: Path) -> None:
     import jsonschema
 
-    from volcano_gif.run_record import SCHEMA_FILE
+    from volcano_gif.run.record import SCHEMA_FILE
 
     array_id, gif_id = submit(slurm, project, "--frames", "2")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)

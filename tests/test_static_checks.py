@@ -1,4 +1,4 @@
-"""Static checks, part of the suite: ruff, ruff format and mypy --strict.
+"""Static checks, part of the suite: ruff, ruff format, mypy --strict and import-linter.
 
 They check and never rewrite. Each runs the copy that ``pip install -e '.[test]'``
 put beside this interpreter, never one found on PATH (tests/helpers.py).
@@ -11,13 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, ProgramNotInstalledError, installed_program
+from tests.helpers import REPO
+from tests.helpers import ProgramNotInstalledError
+from tests.helpers import installed_program
 
 
 @pytest.mark.parametrize(
     "command",
-    [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy"],
+        ["lint-imports", "--no-cache"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy", "import-linter"],
 )
 def test_static_check_passes(command: list[str]) -> None:
     program, *arguments = command

@@ -6,26 +6,19 @@ The real proof is tests/test_slurm.py and tests/test_faults.py, on a real Slurm.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fakes import install_fake_slurm, sbatch_calls, slurm_calls
-from tests.helpers import copy_project, project_env, run
+from tests.fakes import sbatch_calls
+from tests.fakes import slurm_calls
+from tests.helpers import copy_project
+from tests.helpers import project_env
+from tests.helpers import run
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.run_record import require_record
-
-
-@pytest.fixture
-def fake_env(tmp_path: Path) -> dict[str, str]:
-    bin_dir = install_fake_slurm(tmp_path / "fakebin")
-    return project_env({
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_SLURM_LOG": str(tmp_path / "slurm.log"),
-    })  # fmt: skip
+from volcano_gif.run.record import require_record
 
 
 def _log(tmp_path: Path) -> Path:
@@ -35,29 +28,32 @@ def _log(tmp_path: Path) -> Path:
 def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
-    elsewhere = tmp_path / "elsewhere"
+    elsewhere, scratch = tmp_path / "elsewhere", tmp_path / "scratch"
     elsewhere.mkdir()
-    result = run(["bash", project / "submit-gif-job"], cwd=elsewhere, env=fake_env)
+    scratch.mkdir()  # mktemp's folder ($TMPDIR): the plan must not be left in it
+    result = run(["bash", project / "submit-gif-job"], cwd=elsewhere,
+                 env={**fake_env, "TMPDIR": str(scratch)})  # fmt: skip
     assert result.returncode == 0, result.stderr
     calls = sbatch_calls(_log(tmp_path))
     sent = [call["args"] for call in calls]
     assert sent == [
         ["--parsable", "--array=1-360", "generate_frames.slurm",
-         "--frame-count", "360", "--frames-per-task", "1"],
-        ["--parsable", "--dependency=afterany:1001", "create_gif.slurm", "--frame-count", "360"],
+         "--frames", "360", "--frames-per-task", "1"],
+        ["--parsable", "--dependency=afterany:1001", "create_gif.slurm", "--frames", "360"],
     ]  # fmt: skip
     assert {call["cwd"] for call in calls} == {str(project)}
     assert result.stdout == "frames job: 1001 (array 1-360)\ngif job: 1002 (afterany:1001)\n"
     assert "squeue -j 1001,1002" in result.stderr
     assert (project / "output" / "slurm_files").is_dir()
-    # output/run.json holds exactly the commands that sbatch received.
+    # output/run.json holds exactly the commands that sbatch received, byte for byte:
+    # the script hands back the argv it ran; nothing is predicted or patched.
     record = require_record(ProjectPaths(project))
     (submission,) = record.submissions
     assert submission.commands == [["sbatch", *args] for args in sent]
     assert (submission.array_job_id, submission.gif_job_id) == ("1001", "1002")
     assert (record.state, record.mode) == ("submitted", "slurm")
     assert record.versions["slurm"] == "22.05.8"
-    assert not list(Path("/tmp").glob("tmp*/assembly-options"))  # the plan folder is gone
+    assert list(scratch.iterdir()) == []  # the plan folder is gone
 
 
 def test_frames_per_task_throttle_size_and_extra_options(
@@ -72,10 +68,10 @@ def test_frames_per_task_throttle_size_and_extra_options(
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))] == [
         ["--parsable", "--array=1-4%2", "--qos=debug", "--comment=two words",
-         "generate_frames.slurm", "--frame-count", "100", "--frames-per-task", "30",
+         "generate_frames.slurm", "--frames", "100", "--frames-per-task", "30",
          "--size", "320x240"],
         ["--parsable", "--dependency=afterany:1001", "--qos=debug", "--comment=two words",
-         "create_gif.slurm", "--frame-count", "100", "--size", "320x240", "--gif-width", "200"],
+         "create_gif.slurm", "--frames", "100", "--size", "320x240", "--gif-width", "200"],
     ]  # fmt: skip
 
 
@@ -99,7 +95,7 @@ def test_max_array_size_raises_frames_per_task_and_says_so(
     assert result.returncode == 0, result.stderr
     first = sbatch_calls(_log(tmp_path))[0]["args"]
     assert first == ["--parsable", "--array=1-100", "generate_frames.slurm",
-                     "--frame-count", "3600", "--frames-per-task", "36"]  # fmt: skip
+                     "--frames", "3600", "--frames-per-task", "36"]  # fmt: skip
     assert (
         "3600 frames at 1 per task need array indices up to 3600, but this cluster's "
         "MaxArraySize is 101 (indices up to 100): rendering 36 frames per task instead, "
@@ -148,6 +144,20 @@ def test_failed_first_submission_submits_nothing_else(
     assert "nothing was submitted" in result.stderr
     assert len(sbatch_calls(_log(tmp_path))) == 1
     assert result.stdout == ""
+    # A refusal is a state of its own, with sbatch's reason, and no submission left over.
+    record = require_record(ProjectPaths(project))
+    assert record.state == "refused"
+    assert record.error == (
+        "sbatch refused the submission: sbatch: error: invalid partition specified: nope"
+    )
+    assert record.submissions == []
+    assert record.submitter is None
+    again = run(
+        ["bash", "submit-gif-job"],
+        cwd=project,
+        env={**fake_env, "FAKE_SBATCH_FAIL_CALL": "", "FAKE_SBATCH_ANSWERS": "-,1001,1002"},
+    )
+    assert again.returncode == 0, again.stderr  # a refused run leaves the folder free
 
 
 def test_failed_second_submission_says_how_to_finish(
@@ -197,8 +207,8 @@ def test_resume_submits_only_the_missing_tasks_as_one_array(
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))][2:] == [
         ["--parsable", "--array=3,5", "generate_frames.slurm",
-         "--frame-count", "12", "--frames-per-task", "2"],
-        ["--parsable", "--dependency=afterany:2001", "create_gif.slurm", "--frame-count", "12"],
+         "--frames", "12", "--frames-per-task", "2"],
+        ["--parsable", "--dependency=afterany:2001", "create_gif.slurm", "--frames", "12"],
     ]  # fmt: skip
     assert "3 of 12 frames to render again (5,9-10), as array tasks 3,5" in result.stderr
     record = require_record(ProjectPaths(project))
@@ -217,7 +227,7 @@ def test_resume_with_every_frame_there_submits_only_the_assembly(
     result = run(["bash", "submit-gif-job", "--resume"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
     assert sbatch_calls(_log(tmp_path))[2]["args"] == [
-        "--parsable", "create_gif.slurm", "--frame-count", "12",
+        "--parsable", "create_gif.slurm", "--frames", "12",
     ]  # fmt: skip
     assert result.stdout == "gif job: 2002 (no dependency: every frame is rendered)\n"
 
@@ -230,10 +240,8 @@ def test_dry_run_prints_the_commands_and_sbatchs_answers_and_submits_nothing(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"would submit, from {project}:",
-        "  sbatch --parsable --array=1-24 generate_frames.slurm --frame-count 24 "
-        "--frames-per-task 1",
-        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm "
-        "--frame-count 24",
+        "  sbatch --parsable --array=1-24 generate_frames.slurm --frames 24 --frames-per-task 1",
+        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 24",
         "sbatch --test-only checks each job without submitting it:",
         "  generate_frames.slurm: sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 "
         "processors on nodes n1 in partition debug",
@@ -337,6 +345,16 @@ BAD_INPUT = [
      "argument --max-running: 'x' is not a whole number"),
     ("size malformed", ["bash", "submit-gif-job", "--size", "big"], None, 2,
      "size 'big' is not of the form WIDTHxHEIGHT"),
+    ("gif wider than the frames", ["bash", "submit-gif-job", "--size", "64x48",
+                                   "--gif-width", "10000"], None, 2,
+     "--gif-width 10000 is wider than the frames (64 px): a GIF is never scaled up; "
+     "use --gif-width 64 or less, or a larger --size"),
+    ("gif wider than the frames, local", ["bash", "submit-gif-job", "--local", "--size", "64x48",
+                                          "--gif-width", "65"], None, 2,
+     "--gif-width 65 is wider than the frames (64 px)"),
+    ("gif wider than the frames, assemble", [sys.executable, "-m", "volcano_gif", "assemble",
+                                             "--size", "64x48", "--gif-width", "100"], None, 2,
+     "--gif-width 100 is wider than the frames (64 px)"),
     ("unknown option", ["bash", "submit-gif-job", "--bogus"], None, 2,
      "unrecognized arguments: --bogus"),
     ("option without value", ["bash", "submit-gif-job", "--frames"], None, 2,
@@ -354,7 +372,7 @@ BAD_INPUT = [
     ("resume with a new shape", ["bash", "submit-gif-job", "--resume", "--frames", "5"], None, 2,
      "--resume takes the run's --frames from output/run.json"),
     ("sbatch refuses", ["bash", "submit-gif-job", "--frames", "4"], "refuse", 1,
-     "submit-gif-job: error: submitting the frame array failed (see sbatch's message above); "
+     "submit-gif-job: error: sbatch refused the submission (see its message above); "
      "nothing was submitted"),
 ]  # fmt: skip
 
@@ -371,22 +389,61 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit(
     breakage: object,
     code: int,
     message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     project = copy_project(tmp_path / "project")
     if breakage == "refuse":
         fake_env["FAKE_SBATCH_FAIL_CALL"] = "1"
     elif callable(breakage):
         breakage(project)
-    result = run(command, cwd=project, env=fake_env)
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    ours = [line for line in result.stderr.splitlines() if ": error: " in line]
+    if breakage is None:  # nothing but options: the parsing runs in this process
+        returncode, stderr = _run_in_process(command, project, fake_env, monkeypatch, capsys)
+    else:
+        result = run(command, cwd=project, env=fake_env)
+        returncode, stderr = result.returncode, result.stderr
+    assert returncode == code, stderr
+    assert "Traceback" not in stderr
+    ours = [line for line in stderr.splitlines() if ": error: " in line]
     ours = [line for line in ours if not line.startswith("sbatch:")]  # sbatch's own, if any
-    assert len(ours) == 1, result.stderr
+    assert len(ours) == 1, stderr
     assert message in ours[0]
-    assert ours[0].split(": error: ")[0] in {"submit-gif-job", "volcano.py"}
-    assert len(result.stderr.splitlines()) <= 2, result.stderr  # at most sbatch's line too
+    assert ours[0].split(": error: ")[0] in {"submit-gif-job", "volcano.py", "volcano-gif"}
+    assert len(stderr.splitlines()) <= 2, stderr  # at most sbatch's line too
     assert sbatch_calls(_log(tmp_path)) == [] or breakage == "refuse"
+
+
+def _run_in_process(
+    command: list[str],
+    project: Path,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """What ``command`` (submit-gif-job, volcano.py or volcano-gif) exits with and says on
+    stderr, run in this process: the same Python entry points the scripts call."""
+    from volcano_gif.cli import main
+    from volcano_gif.task.command import volcano_main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # The commands set MPLCONFIGDIR for themselves: undone after the test, as the rest.
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.chdir(project)
+
+    def entry() -> int:
+        if command[:2] == ["bash", "submit-gif-job"]:
+            return main(["plan-submission", str(project / "plan"), *command[2:]])
+        if command[1:2] == ["volcano.py"]:
+            return volcano_main(project, command[2:])
+        return main(command[3:])  # python -m volcano_gif ...
+
+    capsys.readouterr()
+    try:
+        code = entry()
+    except SystemExit as exit_:  # argparse's own errors
+        code = int(exit_.code or 0)
+    return code, capsys.readouterr().err
 
 
 def test_a_project_path_with_spaces_and_quotes_just_works(

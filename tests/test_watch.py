@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.fakes import install_fake_slurm, slurm_calls
+from tests.fakes import fake_slurm_env
+from tests.fakes import slurm_calls
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.run_record import Mode, Parameters, Submission, new_record, write_record
-from volcano_gif.watch import watch_run
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import Submission
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import write_record
+from volcano_gif.submit.watch import watch_run
 
 
 def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bin_dir = install_fake_slurm(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_LOG", str(tmp_path / "slurm.log"))
+    for name, value in fake_slurm_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
     queue = tmp_path / "queue"
     queue.write_text("12|1|RUNNING|None;12|2|PENDING|None;13|N/A|PENDING|Dependency")
     monkeypatch.setenv("FAKE_SQUEUE_FILE", str(queue))

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sybil import Example, Sybil
-from sybil.parsers.markdown import CodeBlockParser, SkipParser
+from sybil import Example
+from sybil import Sybil
+from sybil.parsers.markdown import CodeBlockParser
+from sybil.parsers.markdown import SkipParser
 
 from tests.helpers import REPO
 
@@ -178,7 +180,12 @@ def _session(namespace: dict[str, Any]) -> tuple[ShellSession, Path]:
         root = fresh_checkout(scratch / "volcano")
         scripts = str(Path(sys.executable).parent)  # as if .venv were activated
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("VOLCANO_", "SBATCH_"))},
+            # A reader's shell: none of our own settings, nor a matplotlib cache of another run.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("VOLCANO_", "SBATCH_")) and k != "MPLCONFIGDIR"
+            },
             "PATH": f"{scripts}{os.pathsep}{os.environ['PATH']}",
             "SLURM_CONF": str(cluster.conf),
             "PYTHONUNBUFFERED": "1",  # stdout and stderr in the order a terminal shows

@@ -24,20 +24,20 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from volcano_gif.commands import CommandError, run
+from volcano_gif.commands import CommandError
+from volcano_gif.commands import run
+from volcano_gif.slurm import ENDED_STATES
 
 DEFAULT_DIR = Path(os.environ.get("VOLCANO_SLURM_DIR", "/tmp/volcano-slurm"))
 CTLD_PORT = int(os.environ.get("VOLCANO_SLURM_PORT", "16817"))
 PARTITION = "debug"
 MUNGE_KEY = Path("/etc/munge/munge.key")
-TERMINAL_STATES = {
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-    "BOOT_FAIL", "DEADLINE", "PREEMPTED",
-}  # fmt: skip
 REQUIRED_PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
 
 
@@ -327,7 +327,7 @@ def wait_for_jobs(cluster: Cluster, job_ids: Iterable[str], timeout: float = 300
 
     def ended() -> bool:
         records = [record for job in ids for record in job_records(cluster, job)]
-        return bool(records) and all(r.get("JobState") in TERMINAL_STATES for r in records)
+        return bool(records) and all(r.get("JobState") in ENDED_STATES for r in records)
 
     _wait_for(ended, f"jobs {', '.join(ids)} to end", timeout)
 

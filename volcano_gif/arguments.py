@@ -7,12 +7,28 @@ status 2, never a traceback and never a usage block.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+from collections.abc import Callable
+from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from volcano_gif.layout import MAX_FRAME_COUNT, MAX_TASK_OPTION, UsageError, parse_size
+from volcano_gif.layout import DEFAULT_FRAME_COUNT
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import MAX_FRAME_COUNT
+from volcano_gif.layout import MAX_TASK_OPTION
+from volcano_gif.layout import UsageError
+from volcano_gif.layout import format_size
+from volcano_gif.layout import parse_size
 
+#: Exit codes of every command: 1 a failure, 2 bad input (as argparse),
+#: 128 + SIGTERM a run that was cancelled.
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_CANCELLED = 128 + signal.SIGTERM
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,6 +67,16 @@ def frame_count_arg(text: str) -> int:
     return value
 
 
+def add_frames_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None
+) -> None:
+    """``--frames N``, the frame count, the same for every command that takes it."""
+    parser.add_argument(
+        "--frames", type=frame_count_arg, default=default, metavar="N",
+        help=f"frames in one full turn (default {DEFAULT_FRAME_COUNT})",
+    )  # fmt: skip
+
+
 def task_option(text: str) -> int:
     """--frames-per-task and --max-running: 1 to 9999."""
     value = positive_int(text)
@@ -73,3 +99,63 @@ def size_arg(text: str) -> tuple[int, int]:
         return parse_size(text)
     except UsageError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_common(parser: argparse.ArgumentParser, default_root: Path) -> None:
+    add_frames_option(parser, DEFAULT_FRAME_COUNT)
+    parser.add_argument(
+        "--size", type=size_arg, default=DEFAULT_SIZE, metavar="WxH",
+        help=f"frame size in pixels (default {format_size(DEFAULT_SIZE)})",
+    )  # fmt: skip
+    add_root(parser, default_root)
+
+
+def add_root(parser: argparse.ArgumentParser, default_root: Path) -> None:
+    parser.add_argument(
+        "--root", type=Path, default=default_root, metavar="DIR",
+        help="project folder holding data/, images/ and output/ (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """Logging for a command's ``-v``/``-q``: messages to stderr, data stays on stdout."""
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, configure logging, run the chosen command, guarded."""
+    args = parser.parse_args(argv)
+    configure_logging(args)
+    command: Callable[[argparse.Namespace], int] = args.run
+    return guarded(parser.prog, lambda: command(args))
+
+
+def guarded(prog: str, command: Callable[[], int]) -> int:
+    """Run ``command``; report a failure as one line (or a few, for frames) and a code."""
+    from volcano_gif.commands import CommandError
+
+    try:
+        return command()
+    except BrokenPipeError:  # e.g. `... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except ModuleNotFoundError as error:
+        print(
+            f"{prog}: error: Python package {error.name!r} is missing for {sys.executable}: "
+            "install the project (python3 -m venv .venv && .venv/bin/pip install -e .) "
+            "or point VOLCANO_PYTHON at a Python that has it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CommandError, OSError, RuntimeError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -9,11 +9,13 @@ under a final name; :func:`remove_stale_temporaries` clears them later.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,16 @@ def _entries(folder: Path) -> Iterable[Path]:
         return sorted(folder.iterdir())
     except FileNotFoundError:
         return []
+
+
+#: Read a file in blocks of this size to hash it.
+_HASH_BLOCK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of the file at ``path``, read a block at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()

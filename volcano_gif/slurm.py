@@ -8,13 +8,17 @@ one call per job or per task.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
-from volcano_gif.commands import CommandError, run_capturing
-from volcano_gif.layout import DEFAULT_MAX_ARRAY_SIZE, SUBMIT_SCRIPT
+from volcano_gif.commands import CommandError
+from volcano_gif.commands import run_capturing
+from volcano_gif.layout import DEFAULT_MAX_ARRAY_SIZE
+from volcano_gif.layout import SUBMIT_SCRIPT
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ _UNREACHABLE = (
 UNREACHABLE_HINT = (
     f"check the cluster with `sinfo`, or run on this machine with: bash {SUBMIT_SCRIPT} --local"
 )
-#: squeue's states of a job that is still queued or running (squeue's default).
+#: The states of a job that has ended: it will not run again unless requeued.
 ENDED_STATES = {
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
     "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT",
@@ -46,6 +50,20 @@ class ControllerUnreachableError(SlurmError):
 def available() -> bool:
     """True if ``sbatch`` is on PATH."""
     return shutil.which("sbatch") is not None
+
+
+#: Where Slurm's clients look for their configuration when SLURM_CONF is not set.
+DEFAULT_CONFIGURATION = Path("/etc/slurm/slurm.conf")
+
+
+def configuration_file() -> str | None:
+    """The Slurm configuration this machine points at (SLURM_CONF, or a slurm.conf), if any.
+
+    A login node whose Slurm module is not loaded has one, but no sbatch on PATH.
+    """
+    return os.environ.get("SLURM_CONF") or (
+        str(DEFAULT_CONFIGURATION) if DEFAULT_CONFIGURATION.is_file() else None
+    )
 
 
 def _call(args: list[str]) -> str:
@@ -86,7 +104,6 @@ def _call_capturing(args: list[str]) -> tuple[str, str]:
 class ClusterConfig:
     max_array_size: int
     version: str | None
-    min_job_age: int | None
     accounting: bool
 
 
@@ -97,7 +114,7 @@ def read_config() -> ClusterConfig:
     """
     if shutil.which("scontrol") is None:
         logger.warning("scontrol not found: assuming MaxArraySize=%d", DEFAULT_MAX_ARRAY_SIZE)
-        return ClusterConfig(DEFAULT_MAX_ARRAY_SIZE, None, None, accounting=False)
+        return ClusterConfig(DEFAULT_MAX_ARRAY_SIZE, None, accounting=False)
     text = _call(["scontrol", "show", "config"])
     settings = dict(re.findall(r"^(\w+)\s+=\s+(.*?)\s*$", text, flags=re.MULTILINE))
 
@@ -109,7 +126,6 @@ def read_config() -> ClusterConfig:
     return ClusterConfig(
         max_array_size=number("MaxArraySize") or DEFAULT_MAX_ARRAY_SIZE,
         version=settings.get("SLURM_VERSION"),
-        min_job_age=number("MinJobAge"),
         accounting=not storage.endswith("/none"),
     )
 

@@ -1,6 +1,6 @@
 """Render frames of the rotating volcano with Agg's renderer and one collection.
 
-:class:`FrameRenderer` draws a run's :class:`~volcano_gif.scene.Scene`: for each
+:class:`FrameRenderer` draws a run's :class:`~volcano_gif.task.scene.Scene`: for each
 frame it projects the triangles with that frame's matrix, sorts them far to
 near by mean depth and draws them with :class:`DepthSortedTriangles` straight
 onto a ``RendererAgg``, with the colours, transform and clip box that
@@ -23,27 +23,30 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import Collection
 from matplotlib.path import Path as MplPath
-from matplotlib.transforms import Affine2D, Bbox
+from matplotlib.transforms import Affine2D
+from matplotlib.transforms import Bbox
 
 from volcano_gif.files import write_atomically
-from volcano_gif.frames import inspect_frame
-from volcano_gif.layout import (
-    DEFAULT_SIZE,
-    FRAME_LABEL_KEY,
-    check_frame,
-    frame_label,
-    frame_name,
-)
-from volcano_gif.png import encode_rgb
-from volcano_gif.scene import DPI, LINE_WIDTH, Scene, build_scene, grid_triangles
-from volcano_gif.task_timing import TaskTiming
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import FRAME_LABEL_KEY
+from volcano_gif.layout import check_frame
+from volcano_gif.layout import frame_label
+from volcano_gif.layout import frame_name
+from volcano_gif.task.frames import inspect_frame
+from volcano_gif.task.png import encode_rgb
+from volcano_gif.task.scene import DPI
+from volcano_gif.task.scene import LINE_WIDTH
+from volcano_gif.task.scene import Scene
+from volcano_gif.task.scene import build_scene
+from volcano_gif.task.scene import grid_triangles
+from volcano_gif.task.task_timing import TaskTiming
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DPI", "LINE_WIDTH", "DepthSortedTriangles", "FrameRenderer", "grid_triangles"]
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = DEFAULT_SIZE
-#: zlib level for frame PNGs (see volcano_gif.png). 1 is far faster than the
+#: zlib level for frame PNGs (see volcano_gif.task.png). 1 is far faster than the
 #: default 6; the frames are packed into a .tar.gz anyway.
 DEFAULT_PNG_LEVEL = 1
 #: The frame's background: the figure's white.
@@ -154,7 +157,7 @@ class FrameRenderer:
         return target
 
     def is_done(self, frame: int, images_dir: Path) -> bool:
-        """True if ``images_dir`` holds this frame, complete (see volcano_gif.frames)."""
+        """True if ``images_dir`` holds this frame, complete (see volcano_gif.task.frames)."""
         target = images_dir / frame_name(frame)
         return target.is_file() and (
             inspect_frame(target, frame, self.frame_count, self.size) is None

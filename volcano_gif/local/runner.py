@@ -17,52 +17,54 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from collections.abc import Collection
+from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
 from types import FrameType
 
-from volcano_gif.assembler import AssemblyResult, assemble
+from volcano_gif.arguments import EXIT_CANCELLED
+from volcano_gif.assembly.assembler import AssemblyResult
+from volcano_gif.assembly.assembler import assemble
 from volcano_gif.files import short_hostname
-from volcano_gif.frames import check_frames
-from volcano_gif.layout import (
-    DEFAULT_FRAME_COUNT,
-    DEFAULT_SIZE,
-    FPS,
-    SUBMIT_SCRIPT,
-    ProjectPaths,
-    UsageError,
-    check_frame_count,
-    default_gif_width,
-    expected_frames,
-    split_evenly,
-)
-from volcano_gif.progress import FrameProgress
-from volcano_gif.render import DEFAULT_PNG_LEVEL, FrameRenderer
-from volcano_gif.run_guard import (
-    check_writable,
-    holding_folder,
-    refuse_frames_of_other_runs,
-    refuse_if_active,
-)
-from volcano_gif.run_record import (
-    Mode,
-    Parameters,
-    RunRecord,
-    RunState,
-    new_record,
-    now,
-    read_record,
-    require_record,
-    run_is_complete,
-    update_record,
-    write_record,
-)
-from volcano_gif.scene import Scene, load_scene
-from volcano_gif.task_timing import TaskTiming, peak_memory_mib
+from volcano_gif.layout import DEFAULT_FRAME_COUNT
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import FPS
+from volcano_gif.layout import RESUME_COMMAND
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import UsageError
+from volcano_gif.layout import check_frame_count
+from volcano_gif.layout import expected_frames
+from volcano_gif.layout import gif_width_for
+from volcano_gif.layout import split_evenly
+from volcano_gif.local.progress import FrameProgress
+from volcano_gif.run.guard import check_writable
+from volcano_gif.run.guard import holding_folder
+from volcano_gif.run.guard import refuse_frames_of_other_runs
+from volcano_gif.run.guard import refuse_if_active
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import RunState
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import now
+from volcano_gif.run.record import read_record
+from volcano_gif.run.record import require_record
+from volcano_gif.run.record import run_is_complete
+from volcano_gif.run.record import update_record
+from volcano_gif.run.record import write_record
+from volcano_gif.task.frames import check_frames
+from volcano_gif.task.render import DEFAULT_PNG_LEVEL
+from volcano_gif.task.render import FrameRenderer
+from volcano_gif.task.scene import Scene
+from volcano_gif.task.scene import load_scene
+from volcano_gif.task.task_timing import TaskTiming
+from volcano_gif.task.task_timing import peak_memory_mib
 from volcano_gif.timing import children_peak_mib
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,6 @@ class RunCancelledError(RuntimeError):
 
 
 #: The exit status of a local run that was stopped, as a shell shows a SIGTERM.
-EXIT_CANCELLED = 128 + signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -238,16 +239,15 @@ def _begin(
                                    record.parameters.size))  # fmt: skip
 
         def resumed(current: RunRecord) -> None:
-            current.mode = Mode.LOCAL.value
-            current.state = RunState.RENDERING.value
+            current.mode = Mode.LOCAL
             current.submitter = {"host": short_hostname(), "pid": os.getpid()}
-            current.note("resumed", f"locally: {len(todo)} frames to render")
+            current.move_to(RunState.RENDERING, "resumed", f"locally: {len(todo)} frames to render")
 
         return update_record(paths, resumed, record.run_id) or record, todo
     if not force:
         refuse_frames_of_other_runs(paths, parameters)
     record = new_record(Mode.LOCAL, parameters)
-    record.state = RunState.RENDERING.value
+    record.move_to(RunState.RENDERING, "rendering", "locally")
     record.submitted = record.started = now()
     write_record(paths, record)
     return record, None
@@ -271,7 +271,7 @@ def run_local(
     """
     parameters = Parameters(
         check_frame_count(frame_count), 1, size[0], size[1], FPS,
-        gif_width or default_gif_width(size),
+        gif_width_for(size, gif_width),
     )  # fmt: skip
     check_writable(paths.output)
     found = require_record(paths) if resume else read_record(paths)
@@ -293,20 +293,44 @@ def run_local(
                           size=parameters.size)  # fmt: skip
         result.times["render"] = rendered
         result.times.peak("render worker", workers_peak)
-    from volcano_gif.report import write_report_safely
+    from volcano_gif.run.report import write_report_safely
 
     write_report_safely(paths)
     result.times.peak("python", peak_memory_mib())  # the report included
     return result
 
 
+def run_local_command(
+    paths: ProjectPaths,
+    frame_count: int,
+    workers: int | None,
+    gif_width: int | None,
+    size: tuple[int, int],
+    *,
+    resume: bool,
+    force: bool,
+) -> int:
+    """:func:`run_local` as a command: print the outputs' paths; an exit code.
+
+    The one local run of ``volcano-gif local`` and ``submit-gif-job`` (``--local``,
+    or no sbatch).
+    """
+    try:
+        result = run_local(paths, frame_count, workers, gif_width, size, resume=resume,
+                           force=force)  # fmt: skip
+    except RunCancelledError:
+        return EXIT_CANCELLED
+    for path in (result.mp4, result.gif, result.archive):
+        print(path)
+    return 0
+
+
 def _record_cancelled(paths: ProjectPaths, record: RunRecord) -> None:
     def cancelled(current: RunRecord) -> None:
-        current.state = RunState.CANCELLED.value
-        current.note("cancelled", "local run stopped; rendered frames kept")
+        current.move_to(RunState.CANCELLED, "cancelled", "local run stopped; rendered frames kept")
 
     update_record(paths, cancelled, record.run_id)
     logger.warning(
         "stopped: every rendered frame is kept in images/; finish the run with: "
-        "bash %s --resume", SUBMIT_SCRIPT,
+        "%s", RESUME_COMMAND,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """The run report: where the time went, task by task.
 
 After the assembly, this step loads every render task's timing file
-(``output/timing/``, see :mod:`volcano_gif.task_timing`) with pandas, together
+(``output/timing/``, see :mod:`volcano_gif.task.task_timing`) with pandas, together
 with the submission times from ``output/run.json``, and writes:
 
 * ``output/report/tasks.csv``: one row per task (node, queue wait, start-up,
@@ -26,12 +26,15 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from volcano_gif.files import write_atomically
 from volcano_gif.layout import ProjectPaths
-from volcano_gif.run_record import AssemblyMemory, RunRecord, read_record
-from volcano_gif.task_timing import load_run_timings
+from volcano_gif.run.record import AssemblyMemory
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import read_record
+from volcano_gif.task.task_timing import load_run_timings
 
 if TYPE_CHECKING:
     import pandas as pd

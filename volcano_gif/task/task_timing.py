@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
-from volcano_gif.files import short_hostname, write_json_atomically
+from volcano_gif.files import short_hostname
+from volcano_gif.files import write_json_atomically
 
 
 def process_start_time() -> float:

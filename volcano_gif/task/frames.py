@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from volcano_gif.layout import (
-    FRAME_LABEL_KEY,
-    expected_frames,
-    format_size,
-    frame_label,
-    frame_name,
-    frame_number,
-)
+from volcano_gif.layout import FRAME_LABEL_KEY
+from volcano_gif.layout import expected_frames
+from volcano_gif.layout import format_size
+from volcano_gif.layout import frame_label
+from volcano_gif.layout import frame_name
+from volcano_gif.layout import frame_number
 
 
 class Verdict(Enum):

@@ -9,14 +9,10 @@ by the assembly, never by a render task.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from volcano_gif.layout import format_size
-
-#: Read the file in blocks of this size to hash it.
-_HASH_BLOCK = 1 << 20
 
 
 class OutputError(RuntimeError):
@@ -79,11 +75,3 @@ def verify_media(
             f"not {frames} of {format_size(size)}; no frame was deleted"
         )
     return facts
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()

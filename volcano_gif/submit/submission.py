@@ -8,14 +8,18 @@ this machine (``--local``, or no sbatch), ``--dry-run``, ``--cancel``, and a
 ``--resume`` of a run that is complete. Otherwise it writes the run record
 (state ``submitting``) and the plan, as small files in PLAN_DIR:
 
+* ``submit``: the run's id; the script submits only when this file is there;
 * ``array``: the ``--array`` index list (absent when every frame is rendered);
 * ``render-options``, ``assembly-options``, ``sbatch-options``: one argument
   per line, for ``generate_frames.slurm``, ``create_gif.slurm`` and both
   ``sbatch`` calls;
-* ``run-id``, and ``watch`` when ``--watch`` was given.
+* ``watch`` when ``--watch`` was given.
 
-The script then submits, and runs ``python -m volcano_gif record-submission
-PLAN_DIR ARRAY_ID GIF_ID``, which records the job ids, prints them, and with
+The script builds each sbatch command once, as a bash array, keeps it
+(``array-job``, ``gif-job``: the arguments NUL-separated) and runs it, keeping
+sbatch's messages (``sbatch-messages``). Then ``python -m volcano_gif
+record-submission PLAN_DIR ARRAY_ID GIF_ID`` records the commands exactly as
+they ran and the job ids (or sbatch's refusal), prints the ids, and with
 ``--watch`` follows the run to its end.
 """
 
@@ -30,65 +34,61 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from volcano_gif import slurm
-from volcano_gif.arguments import (
-    EXIT_USAGE,
-    Parser,
-    frame_count_arg,
-    positive_int,
-    size_arg,
-    task_option,
-)
+from volcano_gif.arguments import EXIT_FAILURE
+from volcano_gif.arguments import EXIT_USAGE
+from volcano_gif.arguments import Parser
+from volcano_gif.arguments import add_frames_option
+from volcano_gif.arguments import positive_int
+from volcano_gif.arguments import size_arg
+from volcano_gif.arguments import task_option
 from volcano_gif.files import short_hostname
-from volcano_gif.frames import check_frames, frames_on_disk
-from volcano_gif.layout import (
-    DEFAULT_FRAME_COUNT,
-    DEFAULT_SIZE,
-    FPS,
-    SUBMIT_SCRIPT,
-    ProjectPaths,
-    UsageError,
-    default_gif_width,
-    format_size,
-    gif_size,
-)
-from volcano_gif.plan import (
-    ARRAY_ID_PLACEHOLDER,
-    ArrayPlan,
-    array_command,
-    assembly_command,
-    assembly_options,
-    plan_array,
-    render_options,
-    show,
-)
-from volcano_gif.run_guard import (
-    check_writable,
-    folder_holder,
-    holding_folder,
-    refuse_frames_of_other_runs,
-    refuse_if_active,
-)
-from volcano_gif.run_record import (
-    Mode,
-    Parameters,
-    RunRecord,
-    RunState,
-    Submission,
-    new_record,
-    now,
-    read_record,
-    require_record,
-    run_is_complete,
-    update_record,
-    write_record,
-)
+from volcano_gif.layout import DEFAULT_FRAME_COUNT
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import FPS
+from volcano_gif.layout import RESUME_COMMAND
+from volcano_gif.layout import SUBMIT_SCRIPT
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import UsageError
+from volcano_gif.layout import format_size
+from volcano_gif.layout import gif_size
+from volcano_gif.layout import gif_width_for
+from volcano_gif.run.guard import check_writable
+from volcano_gif.run.guard import folder_holder
+from volcano_gif.run.guard import holding_folder
+from volcano_gif.run.guard import refuse_frames_of_other_runs
+from volcano_gif.run.guard import refuse_if_active
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import RunState
+from volcano_gif.run.record import Submission
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import now
+from volcano_gif.run.record import read_record
+from volcano_gif.run.record import require_record
+from volcano_gif.run.record import run_is_complete
+from volcano_gif.run.record import update_record
+from volcano_gif.run.record import write_record
+from volcano_gif.submit.plan import ARRAY_ID_PLACEHOLDER
+from volcano_gif.submit.plan import ArrayPlan
+from volcano_gif.submit.plan import array_command
+from volcano_gif.submit.plan import assembly_command
+from volcano_gif.submit.plan import assembly_options
+from volcano_gif.submit.plan import compress_ranges
+from volcano_gif.submit.plan import plan_array
+from volcano_gif.submit.plan import render_options
+from volcano_gif.submit.plan import show
+from volcano_gif.task.frames import check_frames
+from volcano_gif.task.frames import frames_on_disk
 
 logger = logging.getLogger(__name__)
 
 PROG = SUBMIT_SCRIPT
 #: The plan files that submit-gif-job reads (tests/test_scripts.py holds it to them).
-PLAN_FILES = ("array", "render-options", "assembly-options", "sbatch-options", "run-id", "watch")
-EXIT_FAILURE = 1
+PLAN_FILES = (
+    "submit", "array", "render-options", "assembly-options", "sbatch-options", "watch",
+    "array-job", "gif-job", "sbatch-messages",
+)  # fmt: skip
 #: The options that describe the frames: a --resume takes them from the record.
 RUN_SHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
 
@@ -111,13 +111,8 @@ def build_parser() -> Parser:
         ),
     )
     shape = parser.add_argument_group("the run")
+    add_frames_option(shape, None)
     for flag, kind, metavar, text in (
-        (
-            "--frames",
-            frame_count_arg,
-            "N",
-            f"frames in one full turn (default {DEFAULT_FRAME_COUNT})",
-        ),
         (
             "--frames-per-task",
             task_option,
@@ -204,7 +199,7 @@ def _parameters(args: argparse.Namespace) -> Parameters:
         frame_count=args.frames or DEFAULT_FRAME_COUNT,
         frames_per_task=args.frames_per_task or 1,
         width=size[0], height=size[1], fps=FPS,
-        gif_width=args.gif_width or default_gif_width(size),
+        gif_width=gif_width_for(size, args.gif_width),
         max_running=args.max_running,
     )  # fmt: skip
 
@@ -219,7 +214,7 @@ def plan_main(argv: Sequence[str]) -> int:
     own, extra = _split_extra(own_and_extra)
     args = build_parser().parse_args(own)
     _configure_logging()
-    _check_combinations(args, extra)  # errors are reported by cli.guarded, as everywhere
+    _check_combinations(args, extra)  # errors are reported by arguments.guarded, as everywhere
     return _plan(ProjectPaths(Path.cwd()), args, extra, plan_dir)
 
 
@@ -239,6 +234,13 @@ def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_
     if args.resume and record is not None and record.mode == Mode.LOCAL and not args.local:
         local = True  # finish a run the way it was started
     if local:
+        configured = slurm.configuration_file()
+        if not slurm.available() and not args.local and configured is not None:
+            raise UsageError(
+                f"Slurm is configured on this machine ({configured}) but sbatch is not on PATH "
+                "(a module to load?); to run on this machine on purpose, with all of its "
+                f"cores, use: bash {SUBMIT_SCRIPT} --local"
+            )
         if not slurm.available():
             logger.info("sbatch not found; running on this machine")
         elif not args.local:
@@ -253,7 +255,8 @@ def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_
 
 
 def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord | None) -> int:
-    from volcano_gif.local_runner import default_workers, run_local
+    from volcano_gif.local.runner import default_workers
+    from volcano_gif.local.runner import run_local_command
 
     if args.resume and record is not None and run_is_complete(paths, record):
         return _say_complete(paths, record)
@@ -275,18 +278,10 @@ def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord |
             "nothing was run"
         )
         return 0
-    from volcano_gif.local_runner import EXIT_CANCELLED, RunCancelledError
-
-    try:
-        result = run_local(
-            paths, parameters.frame_count, gif_width=parameters.gif_width, size=parameters.size,
-            resume=args.resume, force=args.force,
-        )  # fmt: skip
-    except RunCancelledError:
-        return EXIT_CANCELLED
-    for path in (result.mp4, result.gif, result.archive):
-        print(path)
-    return 0
+    return run_local_command(
+        paths, parameters.frame_count, None, parameters.gif_width, parameters.size,
+        resume=args.resume, force=args.force,
+    )  # fmt: skip
 
 
 def _say_complete(paths: ProjectPaths, record: RunRecord) -> int:
@@ -341,7 +336,7 @@ def _plan_slurm(
     if array is not None and array.note:
         logger.warning("%s", array.note)
     if array is not None:  # the tasks then load the 3D scene instead of working it out
-        from volcano_gif.scene import load_scene
+        from volcano_gif.task.scene import load_scene
 
         load_scene(paths, parameters.frame_count, parameters.size)
     frames_per_task = array.frames_per_task if array else parameters.frames_per_task
@@ -355,16 +350,17 @@ def _plan_slurm(
     submission = Submission(
         kind="resume" if args.resume else "start", time=now(),
         array=array.spec if array else None, frames_per_task=frames_per_task,
-        commands=commands,
+        commands=[],  # the script's, as run: see record_main
     )  # fmt: skip
     if args.resume and record is not None:
         run_id = record.run_id
 
         def resumed(current: RunRecord) -> None:
-            current.state = RunState.SUBMITTING.value
             current.submitter = {"host": short_hostname(), "pid": os.getppid()}
             current.submissions.append(submission)
-            current.note("resume planned", f"array {submission.array or '(none)'}")
+            current.move_to(
+                RunState.SUBMITTING, "resume planned", f"array {submission.array or '(none)'}"
+            )
 
         update_record(paths, resumed, run_id)
     else:
@@ -385,8 +381,8 @@ def _preflight(paths: ProjectPaths) -> None:
 
     (The run's 3D scene is cached too, once the plan knows its frame count and size.)
     """
-    from volcano_gif.cli import use_project_matplotlib_cache
-    from volcano_gif.data import load_grid
+    from volcano_gif.task.command import use_project_matplotlib_cache
+    from volcano_gif.task.data import load_grid
 
     load_grid(paths.data_file)
     use_project_matplotlib_cache(paths)
@@ -394,8 +390,6 @@ def _preflight(paths: ProjectPaths) -> None:
 
 
 def _frames_text(frames: list[int]) -> str:
-    from volcano_gif.layout import compress_ranges
-
     text = compress_ranges(frames)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -418,11 +412,10 @@ def _write_plan(
         (plan_dir / "array").write_text(array.spec + "\n")
     (plan_dir / "render-options").write_text(lines(render))
     (plan_dir / "sbatch-options").write_text(lines(extra))
-    (plan_dir / "run-id").write_text(run_id + "\n")
+    (plan_dir / "assembly-options").write_text(lines(assembly))
     if watch:
         (plan_dir / "watch").write_text("")
-    # Last: its presence tells the script there is something to submit.
-    (plan_dir / "assembly-options").write_text(lines(assembly))
+    (plan_dir / "submit").write_text(run_id + "\n")  # the signal: submit this run
 
 
 def _dry_run(paths: ProjectPaths, commands: list[list[str]]) -> int:
@@ -451,27 +444,30 @@ def record_main(argv: Sequence[str]) -> int:
     _configure_logging()
     plan_dir, array_id, gif_id = Path(argv[0]), argv[1] or None, argv[2] or None
     paths = ProjectPaths(Path.cwd())
-    run_id = (plan_dir / "run-id").read_text().strip()
+    run_id = (plan_dir / "submit").read_text().strip()
     array = (plan_dir / "array").read_text().strip() if (plan_dir / "array").exists() else None
+
+    said = _sbatch_said(plan_dir)
+    ran = [_argv(plan_dir / name) for name in ("array-job", "gif-job")
+           if (plan_dir / name).exists() and (array_id or name == "gif-job")]  # fmt: skip
+    if array_id is None and (array is not None or gif_id is None):
+        return _record_refusal(paths, run_id, said)
 
     def submitted(record: RunRecord) -> None:
         latest = record.submissions[-1]
         latest.array_job_id, latest.gif_job_id = array_id, gif_id
-        if array_id:
-            latest.commands = [
-                [part.replace(ARRAY_ID_PLACEHOLDER, array_id) for part in command]
-                for command in latest.commands
-            ]
-        if gif_id is None:
-            latest.commands = latest.commands[:-1]
-            record.state = RunState.FAILED.value
-            record.error = "the assembly job was not submitted"
-        elif record.state == RunState.SUBMITTING:
-            record.state = RunState.SUBMITTED.value
+        latest.commands = ran  # exactly as the script ran them
         record.submitted = record.submitted or latest.time
         record.submitter = None
-        jobs = (("array", array_id), ("gif", gif_id))
-        record.note("submitted", ", ".join(f"{kind} {job}" for kind, job in jobs if job))
+        jobs = ", ".join(f"{kind} {job}" for kind, job in (("array", array_id), ("gif", gif_id))
+                         if job)  # fmt: skip
+        if gif_id is None:
+            record.error = f"the assembly job was not submitted: {said}"
+            record.move_to(RunState.FAILED, "submitted in part", jobs)
+        elif record.state is RunState.SUBMITTING:
+            record.move_to(RunState.SUBMITTED, "submitted", jobs)
+        else:  # the assembly has started already (an assembly-only resume)
+            record.note("submitted", jobs)
 
     update_record(paths, submitted, run_id)
     if array_id:
@@ -480,23 +476,53 @@ def record_main(argv: Sequence[str]) -> int:
         print(
             f"{PROG}: error: the frame array {array_id} was submitted, its assembly job was not "
             f"(see sbatch's message above). Once the array has ended, submit the assembly with: "
-            f"bash {SUBMIT_SCRIPT} --resume (or cancel the array: bash {SUBMIT_SCRIPT} --cancel)"
-            if array_id else
-            f"{PROG}: error: submitting the assembly job failed (see sbatch's message above); "
-            "nothing was submitted",
+            f"{RESUME_COMMAND} (or cancel the array: bash {SUBMIT_SCRIPT} --cancel)",
             file=sys.stderr,
-        )  # fmt: skip
+        )
         return EXIT_FAILURE
     print(f"gif job: {gif_id} " + (f"(afterany:{array_id})" if array_id
                                    else "(no dependency: every frame is rendered)"))  # fmt: skip
     jobs = ",".join(job for job in (array_id, gif_id) if job)
     if (plan_dir / "watch").exists():
-        from volcano_gif.watch import watch_run
+        from volcano_gif.submit.watch import watch_run
 
         return watch_run(paths)
     logger.info("follow the run with: squeue -j %s  (or: volcano-gif watch)", jobs)
     logger.info("logs: %s/", paths.slurm_logs)
     return 0
+
+
+def _argv(path: Path) -> list[str]:
+    """A command the script ran, from its NUL-separated arguments."""
+    return path.read_bytes().decode(errors="surrogateescape").split("\0")[:-1]
+
+
+def _sbatch_said(plan_dir: Path) -> str:
+    """sbatch's last message of this submission, on one line."""
+    try:
+        lines = (plan_dir / "sbatch-messages").read_text(errors="replace").splitlines()
+    except OSError:
+        return "sbatch said nothing"
+    said = [line.strip() for line in lines if line.strip()]
+    return " / ".join(said[-3:]) if said else "sbatch said nothing"
+
+
+def _record_refusal(paths: ProjectPaths, run_id: str, said: str) -> int:
+    """sbatch refused the first job: nothing is queued. Record it, say it, exit 1."""
+
+    def refused(record: RunRecord) -> None:
+        record.submissions.pop()  # it never happened
+        record.error = f"sbatch refused the submission: {said}"
+        record.submitter = None
+        record.move_to(RunState.REFUSED, "refused", said)
+
+    update_record(paths, refused, run_id)
+    print(
+        f"{PROG}: error: sbatch refused the submission (see its message above); "
+        "nothing was submitted",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
 
 
 # ---------------------------------------------------------------------- cancel
@@ -511,7 +537,7 @@ def cancel_run(paths: ProjectPaths) -> int:
         pid = int(holder.split()[0])
         os.kill(pid, signal.SIGTERM)
         print(f"stopping the local run (pid {pid}); its rendered frames are kept: finish it "
-              f"later with: bash {SUBMIT_SCRIPT} --resume")  # fmt: skip
+              f"later with: {RESUME_COMMAND}")  # fmt: skip
         return 0
     if not record.job_ids():
         print(f"nothing to cancel: run {record.run_id} has no submitted jobs")
@@ -527,8 +553,7 @@ def cancel_run(paths: ProjectPaths) -> int:
     slurm.cancel(ordered)
 
     def cancelled(current: RunRecord) -> None:
-        current.state = RunState.CANCELLED.value
-        current.note("cancelled", f"jobs {', '.join(ordered)} (scancel)")
+        current.move_to(RunState.CANCELLED, "cancelled", f"jobs {', '.join(ordered)} (scancel)")
 
     update_record(paths, cancelled, record.run_id)
     described = ", ".join(
@@ -536,6 +561,6 @@ def cancel_run(paths: ProjectPaths) -> int:
     )
     print(
         f"cancelled run {record.run_id}: {described}. Every frame rendered so far is kept in "
-        f"images/: finish the run later with: bash {SUBMIT_SCRIPT} --resume"
+        f"images/: finish the run later with: {RESUME_COMMAND}"
     )
     return 0

@@ -4,7 +4,7 @@
 assembler updates it with the outcome and the checksums; ``--resume``,
 ``--cancel`` and ``watch`` read it. It is rewritten atomically, under a short
 lock, so it is valid JSON at every moment and no update is lost. Its fields are
-defined once, here; ``volcano_gif/run.schema.json`` describes the file for
+defined once, here; ``volcano_gif/run/run.schema.json`` describes the file for
 other tools, and a test holds the two together.
 """
 
@@ -17,15 +17,23 @@ import logging
 import os
 import platform
 import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from volcano_gif.files import short_hostname, write_json_atomically
-from volcano_gif.layout import RUN_RECORD, ProjectPaths, UsageError, format_size
+from volcano_gif.files import short_hostname
+from volcano_gif.files import write_json_atomically
+from volcano_gif.layout import RUN_RECORD
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import UsageError
+from volcano_gif.layout import format_size
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,35 @@ class RunState(StrEnum):
     ASSEMBLED = "assembled"  # outputs made and verified, frames archived
     FAILED = "failed"  # see error and missing_frames
     CANCELLED = "cancelled"
+    REFUSED = "refused"  # sbatch refused the submission (see error): nothing was queued
+
+
+#: The states a run may move to each state from: the run's lifecycle in one place.
+#: (A run is created SUBMITTING, or RENDERING when local.) What is missing here
+#: cannot happen, and :meth:`RunRecord.move_to` refuses it: a run is SUBMITTED
+#: or REFUSED only out of its submission, ASSEMBLED only out of an assembly, and
+#: an ASSEMBLED or REFUSED run has nothing left to cancel. Every state may be
+#: resumed (SUBMITTING, RENDERING) or assembled by hand (ASSEMBLING): also a run
+#: whose submitter or assembly died before it could say so.
+ALL_STATES = frozenset(RunState)
+MOVES: dict[RunState, frozenset[RunState]] = {
+    RunState.SUBMITTING: ALL_STATES,
+    RunState.RENDERING: ALL_STATES,
+    RunState.SUBMITTED: frozenset({RunState.SUBMITTING}),
+    RunState.REFUSED: frozenset({RunState.SUBMITTING}),
+    RunState.ASSEMBLING: ALL_STATES,
+    RunState.ASSEMBLED: frozenset({RunState.ASSEMBLING}),
+    RunState.FAILED: frozenset({RunState.ASSEMBLING, RunState.SUBMITTING}),
+    RunState.CANCELLED: frozenset(
+        {
+            RunState.SUBMITTING,
+            RunState.SUBMITTED,
+            RunState.RENDERING,
+            RunState.ASSEMBLING,
+            RunState.FAILED,
+        }
+    ),
+}
 
 
 class Mode(StrEnum):
@@ -50,6 +87,10 @@ class Mode(StrEnum):
 
 class RecordError(UsageError):
     """The run record is missing or unreadable."""
+
+
+class TransitionError(RecordError):
+    """A run cannot move from its state to the one asked for."""
 
 
 @dataclass
@@ -122,8 +163,8 @@ class Event:
 @dataclass
 class RunRecord:
     run_id: str
-    mode: str
-    state: str
+    mode: Mode
+    state: RunState
     parameters: Parameters
     versions: dict[str, str]
     created: str
@@ -145,7 +186,7 @@ class RunRecord:
 
     @property
     def mode_is_slurm(self) -> bool:
-        return self.mode == Mode.SLURM
+        return self.mode is Mode.SLURM
 
     @property
     def latest(self) -> Submission | None:
@@ -158,13 +199,25 @@ class RunRecord:
     def array_job_ids(self) -> list[str]:
         return [s.array_job_id for s in self.submissions if s.array_job_id]
 
+    def move_to(self, state: RunState, event: str, detail: str = "") -> None:
+        """Move the run to ``state`` and note ``event``; refuse a move :data:`MOVES` lacks."""
+        if self.state not in MOVES[state]:
+            raise TransitionError(
+                f"run {self.run_id} is {self.state.value}: it cannot become {state.value} "
+                f"({event}); see output/run.json"
+            )
+        self.state = state
+        self.note(event, detail)
+
     def note(self, event: str, detail: str = "") -> None:
         """Add an event to the history, and stamp the update time."""
         self.updated = now()
         self.events.append(Event(self.updated, event, detail))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["mode"], data["state"] = self.mode.value, self.state.value
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
@@ -178,6 +231,7 @@ class RunRecord:
             )
         try:
             values = _only_fields(cls, data)
+            values["mode"], values["state"] = Mode(data["mode"]), RunState(data["state"])
             values["parameters"] = Parameters(**_only_fields(Parameters, data["parameters"]))
             values["submissions"] = [
                 Submission(**_only_fields(Submission, s)) for s in data.get("submissions", [])
@@ -192,7 +246,7 @@ class RunRecord:
             )
             values["events"] = [Event(**_only_fields(Event, e)) for e in data.get("events", [])]
             return cls(**values)
-        except (KeyError, TypeError, AttributeError) as error:
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise RecordError(f"the run record lacks or mistypes a field ({error})") from None
 
 
@@ -233,7 +287,7 @@ def versions(slurm_version: str | None = None) -> dict[str, str]:
 def new_record(mode: Mode, parameters: Parameters, slurm_version: str | None = None) -> RunRecord:
     stamp = now()
     record = RunRecord(
-        run_id=new_run_id(), mode=mode.value, state=RunState.SUBMITTING.value,
+        run_id=new_run_id(), mode=mode, state=RunState.SUBMITTING,
         parameters=parameters, versions=versions(slurm_version), created=stamp, updated=stamp,
         submitter={"host": short_hostname(), "pid": os.getppid()
                    if mode is Mode.SLURM else os.getpid()},
@@ -313,7 +367,7 @@ def run_is_complete(paths: ProjectPaths, record: RunRecord) -> bool:
 
 def outputs_verified(paths: ProjectPaths, record: RunRecord) -> bool:
     """True if every output in the record is on disk with its recorded checksum."""
-    from volcano_gif.verify import sha256_of
+    from volcano_gif.files import sha256_of
 
     if set(record.outputs) != {"mp4", "gif", "archive"}:
         return False

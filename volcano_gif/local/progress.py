@@ -3,7 +3,9 @@
 On a terminal the bar redraws in place with frames/s and the time left. When
 stderr is a file or a pipe (CI, a Slurm log), redrawing would fill it with
 carriage returns, so it logs one plain line at most every
-:data:`PLAIN_INTERVAL` seconds instead, and a last one at the end.
+:data:`PLAIN_INTERVAL` seconds instead, and a last one at the end. So does a
+terminal that reports 0 rows (``script`` without a controlling tty, some CI and
+container shells): tqdm draws nothing at all there.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ logger = logging.getLogger(__name__)
 PLAIN_INTERVAL = 5.0
 
 
-def _terminal_width(stream: TextIO) -> int:
+def _terminal_size(stream: TextIO) -> tuple[int, int]:
+    """The terminal's columns and rows, 0 where it does not say."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        size = os.get_terminal_size(stream.fileno())
     except (OSError, ValueError):
-        return 0
+        return 0, 0
+    return size.columns, size.lines
 
 
 class FrameProgress:
@@ -43,11 +47,12 @@ class FrameProgress:
         self.began = self.last_line = time.monotonic()
         self.bar = None
         shown = logger.isEnabledFor(logging.INFO)
-        if shown and self.stream.isatty():
+        columns, rows = _terminal_size(self.stream) if self.stream.isatty() else (0, 0)
+        if shown and rows > 0:
             from tqdm import tqdm
 
             # A terminal that does not say its width (width 0) gets 80 columns.
-            sized = _terminal_width(self.stream) > 0
+            sized = columns > 0
             self.bar = tqdm(
                 total=total, desc=what, unit="frame", file=self.stream, dynamic_ncols=sized,
                 ncols=None if sized else 80, smoothing=0.3, leave=True,

@@ -20,48 +20,60 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 
-from volcano_gif.archive import ArchiveError, archive_path, verify_archive, write_archive
-from volcano_gif.commands import CommandError, run_measured
-from volcano_gif.files import remove_stale_temporaries, temporary_beside, temporary_target
-from volcano_gif.frames import check_frames
-from volcano_gif.layout import (
-    ARCHIVE_PREFIX,
-    DEFAULT_SIZE,
-    FIRST_FRAME,
-    FPS,
-    FRAME_PATTERN,
-    GIF_NAME,
-    MP4_NAME,
-    ProjectPaths,
-    default_gif_width,
-    expected_frames,
-    frame_name,
-    frame_number,
-    gif_size,
-)
-from volcano_gif.rerun import rerender_hint
-from volcano_gif.run_record import (
-    AssemblyMemory,
-    OutputFile,
-    Parameters,
-    RecordError,
-    RunRecord,
-    RunState,
-    read_record,
-    update_record,
-)
-from volcano_gif.run_record import now as timestamp
-from volcano_gif.task_timing import load_run_timings, peak_memory_mib, requested_memory_mib
+from volcano_gif.assembly.archive import ArchiveError
+from volcano_gif.assembly.archive import archive_path
+from volcano_gif.assembly.archive import verify_archive
+from volcano_gif.assembly.archive import write_archive
+from volcano_gif.assembly.verify import OutputError
+from volcano_gif.assembly.verify import verify_media
+from volcano_gif.commands import CommandError
+from volcano_gif.commands import run_measured
+from volcano_gif.files import remove_stale_temporaries
+from volcano_gif.files import sha256_of
+from volcano_gif.files import temporary_beside
+from volcano_gif.files import temporary_target
+from volcano_gif.layout import ARCHIVE_PREFIX
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import FIRST_FRAME
+from volcano_gif.layout import FPS
+from volcano_gif.layout import FRAME_PATTERN
+from volcano_gif.layout import GIF_NAME
+from volcano_gif.layout import MP4_NAME
+from volcano_gif.layout import RESUME_COMMAND
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import expected_frames
+from volcano_gif.layout import frame_name
+from volcano_gif.layout import frame_number
+from volcano_gif.layout import gif_size
+from volcano_gif.layout import gif_width_for
+from volcano_gif.run.record import AssemblyMemory
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import OutputFile
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import RecordError
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import RunState
+from volcano_gif.run.record import new_record
+from volcano_gif.run.record import now as timestamp
+from volcano_gif.run.record import read_record
+from volcano_gif.run.record import update_record
+from volcano_gif.run.record import write_record
+from volcano_gif.task.frames import check_frames
+from volcano_gif.task.task_timing import load_run_timings
+from volcano_gif.task.task_timing import peak_memory_mib
+from volcano_gif.task.task_timing import requested_memory_mib
 from volcano_gif.timing import StageTimes
-from volcano_gif.verify import OutputError, sha256_of, verify_media
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +88,16 @@ __all__ = [
     "ArchiveError", "AssemblyResult", "FramesNotReadyError", "OutputError", "assemble",
     "write_archive",
 ]  # fmt: skip
+
+
+def resume_hint(paths: ProjectPaths) -> str:
+    """The one command that finishes a run with missing frames, however it was started."""
+    return (
+        "finish the run with one command, from the project folder:\n"
+        f"  cd {shlex.quote(str(paths.root))} && {RESUME_COMMAND}\n"
+        "(it renders only these frames, as one array on Slurm or here for a local run, "
+        "then assembles again)"
+    )
 
 
 class FramesNotReadyError(RuntimeError):
@@ -255,19 +277,28 @@ def _record_of_this_run(paths: ProjectPaths, parameters: Parameters) -> RunRecor
 
 
 @contextmanager
-def _recording_outcome(paths: ProjectPaths, run_id: str | None) -> Iterator[None]:
-    """Record the assembly's start, and its failure if it fails (success is the caller's)."""
+def _recording_outcome(
+    paths: ProjectPaths, run_id: str | None, parameters: Parameters
+) -> Iterator[None]:
+    """Record the assembly's start, and its failure if it fails (success is the caller's).
+
+    A run without a record (its jobs submitted with plain sbatch, say) gets one
+    when frames are missing, so that the resume command printed works for it too.
+    """
     if run_id is None:
-        yield
+        try:
+            yield
+        except FramesNotReadyError as error:
+            _adopt_unrecorded_run(paths, parameters, sorted(error.problems), str(error))
+            raise
         return
     job = os.environ.get("SLURM_JOB_ID")
 
     def started(record: RunRecord) -> None:
-        record.state = RunState.ASSEMBLING.value
         record.assembly_job_id = job or record.assembly_job_id
         record.assembly_started = timestamp()
         record.error = None
-        record.note("assembly started", f"job {job}" if job else "")
+        record.move_to(RunState.ASSEMBLING, "assembly started", f"job {job}" if job else "")
 
     update_record(paths, started, run_id)
     try:
@@ -277,17 +308,36 @@ def _recording_outcome(paths: ProjectPaths, run_id: str | None) -> Iterator[None
         missing = sorted(error.problems) if isinstance(error, FramesNotReadyError) else []
 
         def failed(record: RunRecord) -> None:
-            record.state = RunState.FAILED.value
             record.error = first_line
             record.missing_frames = missing
             record.ended = timestamp()
-            record.note("assembly failed", first_line)
+            record.move_to(RunState.FAILED, "assembly failed", first_line)
 
         try:
             update_record(paths, failed, run_id)
         except (OSError, RecordError) as record_error:
             logger.warning("could not record the failure in output/run.json: %s", record_error)
         raise
+
+
+def _adopt_unrecorded_run(
+    paths: ProjectPaths, parameters: Parameters, missing: list[int], error: str
+) -> None:
+    """Write a record for a run that had none: failed, with its missing frames."""
+    if paths.run_record.exists():  # another run's record: never overwritten
+        return
+    job = os.environ.get("SLURM_JOB_ID")
+    record = new_record(Mode.SLURM if job else Mode.LOCAL, parameters)
+    record.submitter = None
+    record.assembly_job_id = job
+    record.error = error.splitlines()[0]
+    record.missing_frames = missing
+    record.ended = timestamp()
+    record.move_to(RunState.FAILED, "assembly failed", f"a run with no record: {record.error}")
+    try:
+        write_record(paths, record)
+    except (OSError, RecordError) as record_error:
+        logger.warning("could not write output/run.json for --resume: %s", record_error)
 
 
 # --------------------------------------------------------------------- assembly
@@ -303,11 +353,11 @@ def assemble(
     ``gif_width`` defaults to 400 pixels (or the frame width, if narrower);
     ``now`` dates the archive's name.
     """
-    width = gif_width or default_gif_width(size)
+    width = gif_width_for(size, gif_width)
     parameters = Parameters(frame_count, 1, size[0], size[1], FPS, width)
     record = _record_of_this_run(paths, parameters)
     run_id = record.run_id if record else None
-    with _recording_outcome(paths, run_id):
+    with _recording_outcome(paths, run_id, parameters):
         return _assemble(paths, parameters, record, now or datetime.now())
 
 
@@ -326,10 +376,7 @@ def _assemble(
             }
         )
     if problems:
-        hint_parameters = record.parameters if record else parameters
-        raise FramesNotReadyError(
-            problems, frame_count, rerender_hint(paths, sorted(problems), hint_parameters)
-        )
+        raise FramesNotReadyError(problems, frame_count, resume_hint(paths))
     logger.info("checked %d frames: all there, complete, of this run", frame_count)
     frames = [paths.frame(frame) for frame in expected_frames(frame_count)]
     extras = unexpected_files(images, frame_count)
@@ -445,7 +492,7 @@ def _record_copy(record: RunRecord | None) -> Callable[[dict[str, str]], bytes] 
 
     def copy(digests: dict[str, str]) -> bytes:
         data = record.to_json()
-        data["state"] = RunState.ASSEMBLING.value
+        data["state"] = RunState.ASSEMBLING
         data["frames_sha256"] = {name.rsplit("/", 1)[-1]: sha for name, sha in digests.items()}
         return (json.dumps(data, indent=2) + "\n").encode()
 
@@ -502,7 +549,6 @@ def _record_success(
         gif_facts.frames, (gif_facts.width, gif_facts.height) = (
             parameters.frame_count, gif_size(parameters.size, parameters.gif_width))  # fmt: skip
         archive_facts.frames = parameters.frame_count
-        record.state = RunState.ASSEMBLED.value
         record.outputs = {"mp4": mp4_facts, "gif": gif_facts, "archive": archive_facts}
         record.frames_sha256 = {
             name.rsplit("/", 1)[-1]: sha for name, sha in digests.items()
@@ -518,7 +564,11 @@ def _record_success(
                 datetime.fromtimestamp(first).astimezone().isoformat(timespec="milliseconds")
             )
         record.ended = timestamp()
-        record.note("assembled", f"{paths.relative(paths.gif)}, {paths.relative(archive)}")
+        record.move_to(
+            RunState.ASSEMBLED,
+            "assembled",
+            f"{paths.relative(paths.gif)}, {paths.relative(archive)}",
+        )
 
     update_record(paths, assembled, run_id)
 

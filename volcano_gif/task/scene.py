@@ -11,7 +11,7 @@ at once, and :func:`load_scene` keeps the answer in
 the size and the matplotlib version, so it can never be stale.
 
 A render task then draws with Agg's renderer and one collection
-(:mod:`volcano_gif.render`), and never imports ``matplotlib.figure`` or
+(:mod:`volcano_gif.task.render`), and never imports ``matplotlib.figure`` or
 ``mplot3d``: about 0.1 s of every one-frame task's start-up. ``submit-gif-job``
 builds the cache before the array starts; a task that finds none builds it.
 """
@@ -28,7 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from volcano_gif.files import write_atomically
-from volcano_gif.layout import ELEVATION, ProjectPaths, azimuth, check_frame_count
+from volcano_gif.layout import ELEVATION
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import azimuth
+from volcano_gif.layout import check_frame_count
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +151,7 @@ def load_scene(paths: ProjectPaths, frame_count: int, size: tuple[int, int]) -> 
 
     The data file is read every time: its bytes are part of the cache key.
     """
-    from volcano_gif.data import load_grid
+    from volcano_gif.task.data import load_grid
 
     data = paths.data_file.read_bytes() if paths.data_file.is_file() else b""
     cached = paths.scene_cache / f"scene-{scene_key(data, frame_count, size)}.npz"

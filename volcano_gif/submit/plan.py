@@ -4,29 +4,58 @@ Pure functions, with no Slurm calls, so that every plan can be checked exactly
 in tests: which tasks render which frames, how the array fits under the
 cluster's MaxArraySize, and the two sbatch command lines that
 ``submit-gif-job`` runs (it builds the same lines from the plan files written
-by :mod:`volcano_gif.submission`; a test holds the two together).
+by :mod:`volcano_gif.submit.submission`; a test holds the two together).
 """
 
 from __future__ import annotations
 
+import math
 import shlex
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from volcano_gif.layout import (
-    ARRAY_SCRIPT,
-    ASSEMBLY_SCRIPT,
-    DEFAULT_SIZE,
-    compress_ranges,
-    default_gif_width,
-    expected_frames,
-    fit_frames_per_task,
-    format_size,
-    task_count,
-    task_frames,
-    task_of_frame,
-)
-from volcano_gif.run_record import Parameters
+from volcano_gif.layout import ARRAY_SCRIPT
+from volcano_gif.layout import ASSEMBLY_SCRIPT
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import UsageError
+from volcano_gif.layout import default_gif_width
+from volcano_gif.layout import expected_frames
+from volcano_gif.layout import format_size
+from volcano_gif.layout import task_count
+from volcano_gif.layout import task_frames
+from volcano_gif.layout import task_of_frame
+from volcano_gif.run.record import Parameters
+
+
+def fit_frames_per_task(frame_count: int, frames_per_task: int, max_array_size: int) -> int:
+    """The smallest frames per task, at least ``frames_per_task``, whose task
+    indices (1..tasks) stay below Slurm's ``max_array_size``."""
+    largest_index = max_array_size - 1
+    if largest_index < 1:
+        raise UsageError(
+            f"this cluster's MaxArraySize is {max_array_size}: it allows no array task 1, "
+            "so job arrays cannot run here; ask your admins, or run with --local"
+        )
+    if task_count(frame_count, frames_per_task) <= largest_index:
+        return frames_per_task
+    return math.ceil(frame_count / largest_index)
+
+
+def compress_ranges(frames: list[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5,9"``: the form of ``sbatch --array``."""
+    parts: list[str] = []
+    ordered = sorted(set(frames))
+    index = 0
+    while index < len(ordered):
+        start = end = ordered[index]
+        while index + 1 < len(ordered) and ordered[index + 1] == end + 1:
+            index += 1
+            end = ordered[index]
+        parts.append(str(start) if start == end else f"{start}-{end}")
+        index += 1
+    return ",".join(parts)
+
 
 #: Stands for the frame array's job id in a command shown before it exists.
 ARRAY_ID_PLACEHOLDER = "<array job id>"
@@ -89,7 +118,7 @@ def plan_array(
 def render_options(parameters: Parameters, frames_per_task: int, force: bool = False) -> list[str]:
     """The options each array task passes to ``volcano.py`` (after ``--array-task K``)."""
     options = [
-        "--frame-count", str(parameters.frame_count),
+        "--frames", str(parameters.frame_count),
         "--frames-per-task", str(frames_per_task),
     ]  # fmt: skip
     if parameters.size != DEFAULT_SIZE:
@@ -101,7 +130,7 @@ def render_options(parameters: Parameters, frames_per_task: int, force: bool = F
 
 def assembly_options(parameters: Parameters) -> list[str]:
     """The options the assembly job passes to ``volcano-gif assemble``."""
-    options = ["--frame-count", str(parameters.frame_count)]
+    options = ["--frames", str(parameters.frame_count)]
     if parameters.size != DEFAULT_SIZE:
         options += ["--size", format_size(parameters.size)]
     if parameters.gif_width != default_gif_width(parameters.size):

@@ -23,10 +23,16 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from volcano_gif import slurm
-from volcano_gif.frames import frames_on_disk
-from volcano_gif.layout import RESUME_COMMAND, ProjectPaths, UsageError
-from volcano_gif.run_guard import folder_holder
-from volcano_gif.run_record import Mode, RunRecord, RunState, require_record, run_is_complete
+from volcano_gif.layout import RESUME_COMMAND
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import UsageError
+from volcano_gif.run.guard import folder_holder
+from volcano_gif.run.record import Mode
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import RunState
+from volcano_gif.run.record import require_record
+from volcano_gif.run.record import run_is_complete
+from volcano_gif.task.frames import frames_on_disk
 
 FIRST_INTERVAL = 2.0
 LAST_INTERVAL = 30.0

@@ -21,9 +21,14 @@ from typing import IO
 
 from volcano_gif import slurm
 from volcano_gif.files import short_hostname
-from volcano_gif.frames import frames_of_other_runs
-from volcano_gif.layout import SUBMIT_SCRIPT, ProjectPaths, UsageError
-from volcano_gif.run_record import Parameters, RunRecord, RunState
+from volcano_gif.layout import RESUME_COMMAND
+from volcano_gif.layout import SUBMIT_SCRIPT
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import UsageError
+from volcano_gif.run.record import Parameters
+from volcano_gif.run.record import RunRecord
+from volcano_gif.run.record import RunState
+from volcano_gif.task.frames import frames_of_other_runs
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ def _busy_message(paths: ProjectPaths, holder: str) -> str:
     return (
         f"{what or 'another run'} (pid {pid}) is under way in {paths.root}: wait for it to end, "
         f"or stop it (Ctrl-C in its terminal, or kill {pid}), then finish it with: "
-        f"bash {SUBMIT_SCRIPT} --resume"
+        f"{RESUME_COMMAND}"
     )
 
 
@@ -163,5 +168,5 @@ def refuse_frames_of_other_runs(paths: ProjectPaths, parameters: Parameters) -> 
         raise UsageError(
             f"images/ holds {len(others)} complete frames of another run, which this run of "
             f"{parameters.describe()} would overwrite (frame {first} {others[first]}): finish "
-            f"that run with bash {SUBMIT_SCRIPT} --resume, or start over with --force"
+            f"that run with {RESUME_COMMAND}, or start over with --force"
         )
