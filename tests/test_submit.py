@@ -138,8 +138,11 @@ def test_failed_first_submission_submits_nothing_else(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     fake_env["FAKE_SBATCH_FAIL_CALL"] = "1"
-    result = run(["bash", "submit-gif-job"], cwd=project, env=fake_env)
+    scratch = tmp_path / "scratch"  # mktemp's folder ($TMPDIR)
+    scratch.mkdir()
+    result = run(["bash", "submit-gif-job"], cwd=project, env={**fake_env, "TMPDIR": str(scratch)})
     assert result.returncode == 1
+    assert list(scratch.iterdir()) == []  # the plan folder is gone after a refusal too
     assert "sbatch: error: invalid partition specified: nope" in result.stderr
     assert "nothing was submitted" in result.stderr
     assert len(sbatch_calls(_log(tmp_path))) == 1
