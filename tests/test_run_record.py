@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from volcano_gif.layout import ProjectPaths
+from volcano_gif.layout import UsageError
 from volcano_gif.run.record import SCHEMA_FILE
 from volcano_gif.run.record import AssemblyMemory
 from volcano_gif.run.record import Event
@@ -173,3 +174,13 @@ def test_a_refused_move_says_so_in_one_line() -> None:
         f"run {record.run_id} is assembled: it cannot become cancelled (cancelled); "
         "see output/run.json"
     )
+
+
+def test_parameters_of_checks_and_fills_in_a_runs_settings() -> None:
+    assert Parameters.of() == Parameters(360, 1, 640, 480, 25, 400)
+    assert Parameters.of(12, (96, 72)) == Parameters(12, 1, 96, 72, 25, 96)
+    assert Parameters.of(24, (640, 480), 200, 6, 2) == Parameters(24, 6, 640, 480, 25, 200, 2)
+    with pytest.raises(UsageError, match="frame count 0 is out of range"):
+        Parameters.of(0)
+    with pytest.raises(UsageError, match="--gif-width 700 is wider than the frames"):
+        Parameters.of(12, (640, 480), 700)

@@ -69,7 +69,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from volcano_gif.submit.submission import cancel_run
+    from volcano_gif.run.cancel import cancel_run
 
     return cancel_run(ProjectPaths(args.root.resolve()))
 

@@ -56,7 +56,6 @@ from volcano_gif.layout import expected_frames
 from volcano_gif.layout import frame_name
 from volcano_gif.layout import frame_number
 from volcano_gif.layout import gif_size
-from volcano_gif.layout import gif_width_for
 from volcano_gif.run.record import AssemblyMemory
 from volcano_gif.run.record import Mode
 from volcano_gif.run.record import OutputFile
@@ -353,8 +352,7 @@ def assemble(
     ``gif_width`` defaults to 400 pixels (or the frame width, if narrower);
     ``now`` dates the archive's name.
     """
-    width = gif_width_for(size, gif_width)
-    parameters = Parameters(frame_count, 1, size[0], size[1], FPS, width)
+    parameters = Parameters.of(frame_count, size, gif_width)
     record = _record_of_this_run(paths, parameters)
     run_id = record.run_id if record else None
     with _recording_outcome(paths, run_id, parameters):

@@ -34,13 +34,10 @@ from volcano_gif.assembly.assembler import assemble
 from volcano_gif.files import short_hostname
 from volcano_gif.layout import DEFAULT_FRAME_COUNT
 from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import FPS
 from volcano_gif.layout import RESUME_COMMAND
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.layout import UsageError
-from volcano_gif.layout import check_frame_count
 from volcano_gif.layout import expected_frames
-from volcano_gif.layout import gif_width_for
 from volcano_gif.layout import split_evenly
 from volcano_gif.local.progress import FrameProgress
 from volcano_gif.run.guard import check_writable
@@ -269,10 +266,7 @@ def run_local(
     missing or broken frames are rendered. The result's ``times`` hold the
     render stage and the assembly's stages.
     """
-    parameters = Parameters(
-        check_frame_count(frame_count), 1, size[0], size[1], FPS,
-        gif_width_for(size, gif_width),
-    )  # fmt: skip
+    parameters = Parameters.of(frame_count, size, gif_width)
     check_writable(paths.output)
     found = require_record(paths) if resume else read_record(paths)
     refuse_if_active(paths, found)

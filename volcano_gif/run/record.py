@@ -30,10 +30,15 @@ from typing import Any
 
 from volcano_gif.files import short_hostname
 from volcano_gif.files import write_json_atomically
+from volcano_gif.layout import DEFAULT_FRAME_COUNT
+from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import FPS
 from volcano_gif.layout import RUN_RECORD
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.layout import UsageError
+from volcano_gif.layout import check_frame_count
 from volcano_gif.layout import format_size
+from volcano_gif.layout import gif_width_for
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +100,14 @@ class TransitionError(RecordError):
 
 @dataclass
 class Parameters:
-    """What the frames and outputs of a run are."""
+    """What the frames and outputs of a run are.
+
+    Built with :meth:`of`, the one way run settings travel into planning, the
+    assembly and the local run: it checks them and fills in the defaults.
+    """
 
     frame_count: int
-    frames_per_task: int
+    frames_per_task: int  # per Slurm array task; 1 where no array runs (local, by hand)
     width: int
     height: int
     fps: int
@@ -111,6 +120,22 @@ class Parameters:
 
     def describe(self) -> str:
         return f"{self.frame_count} frames at {format_size(self.size)}"
+
+    @classmethod
+    def of(
+        cls,
+        frame_count: int = DEFAULT_FRAME_COUNT,
+        size: tuple[int, int] = DEFAULT_SIZE,
+        gif_width: int | None = None,
+        frames_per_task: int = 1,
+        max_running: int | None = None,
+    ) -> Parameters:
+        """A run's parameters, checked: the frame count's range, a GIF no wider than
+        the frames (400 px by default, or the frame width)."""
+        return cls(
+            check_frame_count(frame_count), frames_per_task, size[0], size[1], FPS,
+            gif_width_for(size, gif_width), max_running,
+        )  # fmt: skip
 
 
 @dataclass

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,16 +43,14 @@ from volcano_gif.arguments import task_option
 from volcano_gif.files import short_hostname
 from volcano_gif.layout import DEFAULT_FRAME_COUNT
 from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import FPS
 from volcano_gif.layout import RESUME_COMMAND
 from volcano_gif.layout import SUBMIT_SCRIPT
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.layout import UsageError
 from volcano_gif.layout import format_size
 from volcano_gif.layout import gif_size
-from volcano_gif.layout import gif_width_for
+from volcano_gif.run.cancel import cancel_run
 from volcano_gif.run.guard import check_writable
-from volcano_gif.run.guard import folder_holder
 from volcano_gif.run.guard import holding_folder
 from volcano_gif.run.guard import refuse_frames_of_other_runs
 from volcano_gif.run.guard import refuse_if_active
@@ -194,13 +191,9 @@ def _check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def _parameters(args: argparse.Namespace) -> Parameters:
-    size = args.size or DEFAULT_SIZE
-    return Parameters(
-        frame_count=args.frames or DEFAULT_FRAME_COUNT,
-        frames_per_task=args.frames_per_task or 1,
-        width=size[0], height=size[1], fps=FPS,
-        gif_width=gif_width_for(size, args.gif_width),
-        max_running=args.max_running,
+    return Parameters.of(
+        args.frames or DEFAULT_FRAME_COUNT, args.size or DEFAULT_SIZE, args.gif_width,
+        args.frames_per_task or 1, args.max_running,
     )  # fmt: skip
 
 
@@ -523,44 +516,3 @@ def _record_refusal(paths: ProjectPaths, run_id: str, said: str) -> int:
         file=sys.stderr,
     )
     return EXIT_FAILURE
-
-
-# ---------------------------------------------------------------------- cancel
-def cancel_run(paths: ProjectPaths) -> int:
-    """Cancel the run in output/run.json: its queued jobs with one scancel, or a local run."""
-    record = require_record(paths)
-    if record.mode == Mode.LOCAL:
-        holder = folder_holder(paths)
-        if holder is None:
-            print(f"nothing to cancel: no local run is under way in {paths.root}")
-            return 0
-        pid = int(holder.split()[0])
-        os.kill(pid, signal.SIGTERM)
-        print(f"stopping the local run (pid {pid}); its rendered frames are kept: finish it "
-              f"later with: {RESUME_COMMAND}")  # fmt: skip
-        return 0
-    if not record.job_ids():
-        print(f"nothing to cancel: run {record.run_id} has no submitted jobs")
-        return 0
-    queued = slurm.queued_jobs(record.job_ids())
-    if not queued:
-        print(f"nothing to cancel: the jobs of run {record.run_id} "
-              f"({', '.join(record.job_ids())}) have all ended")  # fmt: skip
-        return 0
-    gif_jobs = {s.gif_job_id for s in record.submissions}
-    # The assembly first: once its array is gone, its dependency would let it start.
-    ordered = sorted(queued, key=lambda job: job not in gif_jobs)
-    slurm.cancel(ordered)
-
-    def cancelled(current: RunRecord) -> None:
-        current.move_to(RunState.CANCELLED, "cancelled", f"jobs {', '.join(ordered)} (scancel)")
-
-    update_record(paths, cancelled, record.run_id)
-    described = ", ".join(
-        f"{job} ({'gif' if job in gif_jobs else 'frames'}, was {queued[job]})" for job in ordered
-    )
-    print(
-        f"cancelled run {record.run_id}: {described}. Every frame rendered so far is kept in "
-        f"images/: finish the run later with: {RESUME_COMMAND}"
-    )
-    return 0
