@@ -24,11 +24,12 @@ def _skip_or_fail(reason: str) -> None:
 
 
 def _start_cluster(cluster: Cluster) -> Iterator[Cluster]:
-    missing = missing_programs()
+    missing = missing_programs(cluster.accounting)
     if missing:
         _skip_or_fail(
             f"Slurm is not installed ({', '.join(missing)} missing): run "
             "apt-get install --no-install-recommends slurmctld slurmd slurm-client munge"
+            + (" mariadb-server slurmdbd" if cluster.accounting else "")
         )
     if os.geteuid() != 0:
         _skip_or_fail("the localhost Slurm cluster runs its daemons as root: run the tests as root")
@@ -61,6 +62,14 @@ def fault_slurm() -> Iterator[Cluster]:
     """A second two-node cluster for fault tests: short SlurmdTimeout, MaxArraySize 101."""
     cluster = Cluster(Path("/tmp/volcano-slurm-faults"), nodes=2, port=17217,
                       settings=FAULT_SETTINGS, cred_expire=FAULT_CRED_EXPIRE)  # fmt: skip
+    yield from _start_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def accounting_slurm() -> Iterator[Cluster]:
+    """A third two-node cluster that keeps accounting: MariaDB, slurmdbd, sacct."""
+    cluster = Cluster(Path("/tmp/volcano-slurm-accounting"), nodes=2, port=17317,
+                      accounting=True)  # fmt: skip
     yield from _start_cluster(cluster)
 
 

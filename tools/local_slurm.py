@@ -11,6 +11,11 @@ its own slurm.conf, a munged with its own socket, state, spool, logs and PID
 files. Starting is idempotent: daemons that run are kept, stale PID files from
 a crash or a ``kill -9`` are cleared. Needs root and Debian's slurmctld, slurmd,
 slurm-client and munge packages; no systemd, no cgroups.
+
+With ``--accounting`` it also keeps accounting, as a site does: its own MariaDB
+(a data folder, socket and port of its own) and slurmdbd, ``jobacct_gather/linux``
+for each step's CPU time and peak memory, and a cluster, an account and a user
+registered with ``sacctmgr``. That needs Debian's mariadb-server and slurmdbd.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,16 +45,23 @@ CTLD_PORT = int(os.environ.get("VOLCANO_SLURM_PORT", "16817"))
 PARTITION = "debug"
 MUNGE_KEY = Path("/etc/munge/munge.key")
 REQUIRED_PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
+ACCOUNTING_PROGRAMS = ("mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "sacctmgr", "sacct")
+#: The database account slurmdbd uses (only on this private, loopback-only server).
+DB_USER, DB_PASSWORD = "slurm", "volcano-localhost"
+#: What sacctmgr registers: the cluster, one account for the learners, and root in it.
+ACCOUNT = "class"
 
 
 class ClusterError(RuntimeError):
     """The cluster could not be started, stopped or queried."""
 
 
-def missing_programs() -> list[str]:
-    """The Slurm and munge programs that are not installed."""
+def missing_programs(accounting: bool = False) -> list[str]:
+    """The Slurm and munge programs (and, with ``accounting``, MariaDB's and slurmdbd)
+    that are not installed."""
     search = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin"
-    return [name for name in REQUIRED_PROGRAMS if shutil.which(name, path=search) is None]
+    wanted = (*REQUIRED_PROGRAMS, *(ACCOUNTING_PROGRAMS if accounting else ()))
+    return [name for name in wanted if shutil.which(name, path=search) is None]
 
 
 def _program(name: str) -> str:
@@ -83,6 +96,24 @@ class Cluster:
     port: int = CTLD_PORT
     settings: tuple[tuple[str, str], ...] = ()
     cred_expire: int | None = None
+    accounting: bool = False  # MariaDB + slurmdbd on ports port - 2 and port - 1
+
+    @property
+    def db_port(self) -> int:
+        return self.port - 2
+
+    @property
+    def dbd_port(self) -> int:
+        return self.port - 1
+
+    @property
+    def db_dir(self) -> Path:
+        """MariaDB's data, socket and PID file: a folder of the mysql user's own."""
+        return self.folder / "mariadb"
+
+    @property
+    def db_socket(self) -> Path:
+        return self.db_dir / "mysql.sock"
 
     @property
     def conf(self) -> Path:
@@ -103,6 +134,8 @@ class Cluster:
     def pid_file(self, daemon: str) -> Path:
         if daemon == "munged":
             return self.munge_dir / "munged.pid"
+        if daemon == "mariadbd":
+            return self.db_dir / "mariadbd.pid"
         return self.folder / f"{daemon}.pid"
 
     def env(self) -> dict[str, str]:
@@ -132,8 +165,14 @@ class Cluster:
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core",
-            "AccountingStorageType=accounting_storage/none",
-            "JobAcctGatherType=jobacct_gather/none",
+            *(
+                self._accounting_lines()
+                if self.accounting
+                else [
+                    "AccountingStorageType=accounting_storage/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                ]
+            ),
             "JobCompType=jobcomp/filetxt",
             f"JobCompLoc={self.folder}/jobcomp.txt",
             "MailProg=/bin/true",
@@ -163,6 +202,40 @@ class Cluster:
             "Default=YES MaxTime=INFINITE State=UP"
         )
         return "\n".join(lines) + "\n"
+
+    def _accounting_lines(self) -> list[str]:
+        return [
+            "AccountingStorageType=accounting_storage/slurmdbd",
+            "AccountingStorageHost=localhost",
+            f"AccountingStoragePort={self.dbd_port}",
+            # For slurmdbd, the munge socket that authenticates to it.
+            f"AccountingStoragePass={self.munge_socket}",
+            "AccountingStorageEnforce=associations,limits,qos",
+            # Each step's CPU time and peak memory, sampled every second.
+            "JobAcctGatherType=jobacct_gather/linux",
+            "JobAcctGatherFrequency=1",
+        ]
+
+    def slurmdbd_conf(self) -> str:
+        return "\n".join([
+            "# Written by tools/local_slurm.py: the private cluster's accounting.",
+            "AuthType=auth/munge",
+            f"AuthInfo=socket={self.munge_socket}",
+            "DbdHost=localhost",
+            "DbdAddr=127.0.0.1",
+            f"DbdPort={self.dbd_port}",
+            "SlurmUser=root",
+            f"PidFile={self.pid_file('slurmdbd')}",
+            f"LogFile={self.folder}/slurmdbd.log",
+            "StorageType=accounting_storage/mysql",
+            # 127.0.0.1, not localhost: the client library would look for the
+            # system's socket instead of this port.
+            "StorageHost=127.0.0.1",
+            f"StoragePort={self.db_port}",
+            f"StorageUser={DB_USER}",
+            f"StoragePass={DB_PASSWORD}",
+            "StorageLoc=slurm_acct_db",
+        ]) + "\n"  # fmt: skip
 
 
 def node_layout() -> str:
@@ -225,6 +298,65 @@ def _start_munged(cluster: Cluster) -> None:
     _wait_for(cluster.munge_socket.exists, "munged's socket", 10)
 
 
+def _start_mariadb(cluster: Cluster) -> None:
+    """MariaDB on 127.0.0.1:db_port, data and socket in the cluster's folder."""
+    if _pid_alive(cluster.pid_file("mariadbd"), "mariadbd"):
+        return
+    data = cluster.db_dir / "data"
+    if not (data / "mysql").is_dir():
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.chown(cluster.db_dir, "mysql", "mysql")
+        shutil.chown(data, "mysql", "mysql")
+        _run([_program("mariadb-install-db"), "--user=mysql", f"--datadir={data}",
+              "--skip-test-db"])  # fmt: skip
+    for stale in (cluster.db_socket, cluster.pid_file("mariadbd")):
+        stale.unlink(missing_ok=True)
+    subprocess.Popen(
+        [_program("mariadbd"), "--user=mysql", f"--datadir={data}",
+         f"--socket={cluster.db_socket}", f"--port={cluster.db_port}",
+         "--bind-address=127.0.0.1", f"--pid-file={cluster.pid_file('mariadbd')}",
+         "--skip-log-bin", f"--log-error={cluster.db_dir}/mariadbd.log"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    _wait_for(cluster.db_socket.exists, "MariaDB's socket", 30)
+    _run([_program("mariadb"), "-S", str(cluster.db_socket), "-u", "root", "-e",
+          f"CREATE USER IF NOT EXISTS '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'; "
+          f"GRANT ALL ON slurm_acct_db.* TO '{DB_USER}'@'127.0.0.1';"])  # fmt: skip
+
+
+def _start_slurmdbd(cluster: Cluster) -> None:
+    """slurmdbd beside slurm.conf, then the cluster, account and user it accounts for."""
+    if not _pid_alive(cluster.pid_file("slurmdbd"), "slurmdbd"):
+        conf = cluster.folder / "slurmdbd.conf"
+        conf.write_text(cluster.slurmdbd_conf())
+        conf.chmod(0o600)  # slurmdbd refuses a readable one: it holds the password
+        cluster.pid_file("slurmdbd").unlink(missing_ok=True)
+        _run([_program("slurmdbd")], env=cluster.env())
+
+    def answers() -> bool:
+        try:
+            _run([_program("sacctmgr"), "-n", "show", "cluster"], env=cluster.env())
+        except ClusterError:
+            return False
+        return True
+
+    _wait_for(answers, "slurmdbd", 30)
+    # Only what is missing: sacctmgr fails on what exists already.
+    listed = _run([_program("sacctmgr"), "-n", "-P", "show", "assoc",
+                   "format=cluster,account,user"], env=cluster.env())  # fmt: skip
+    known = {tuple(line.split("|")) for line in listed.splitlines() if line}
+    wanted = (
+        (("volcano", "root", ""), ["cluster", "volcano"]),
+        (("volcano", ACCOUNT, ""), ["account", ACCOUNT, "Description=learners",
+                                    "Organization=volcano"]),
+        (("volcano", ACCOUNT, "root"), ["user", "root", f"Account={ACCOUNT}"]),
+    )  # fmt: skip
+    for association, what in wanted:
+        if association not in known:
+            _run([_program("sacctmgr"), "-i", "add", *what], env=cluster.env())
+
+
 def _start_slurmctld(cluster: Cluster) -> None:
     if _pid_alive(cluster.pid_file("slurmctld"), "slurmctld"):
         return
@@ -264,6 +396,9 @@ def start(cluster: Cluster, timeout: float = 60) -> float:
         stop(cluster)  # a different layout (node count): start again from scratch
     cluster.conf.write_text(wanted)
     _start_munged(cluster)
+    if cluster.accounting:
+        _start_mariadb(cluster)
+        _start_slurmdbd(cluster)
     _start_slurmctld(cluster)
     for node in cluster.node_names:
         _start_slurmd(cluster, node)
@@ -283,7 +418,9 @@ def start(cluster: Cluster, timeout: float = 60) -> float:
 
 def _daemon_pid_files(cluster: Cluster) -> list[tuple[Path, str]]:
     slurmds = [(path, "slurmd") for path in sorted(cluster.folder.glob("slurmd-*.pid"))]
-    return [*slurmds, (cluster.pid_file("slurmctld"), "slurmctld"),
+    accounting = [(cluster.pid_file("slurmdbd"), "slurmdbd"),
+                  (cluster.pid_file("mariadbd"), "mariadbd")]  # fmt: skip
+    return [*slurmds, (cluster.pid_file("slurmctld"), "slurmctld"), *accounting,
             (cluster.pid_file("munged"), "munged")]  # fmt: skip
 
 
@@ -340,11 +477,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the cluster's folder")
     parser.add_argument("--nodes", type=int, default=1, help="emulated nodes (default 1)")
     parser.add_argument(
+        "--accounting", action="store_true",
+        help="also run MariaDB and slurmdbd: sacct, seff-style reports, QOS limits",
+    )  # fmt: skip
+    parser.add_argument(
         "--port", type=int, default=CTLD_PORT,
         help="slurmctld's port; node k uses port + k (default %(default)s)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    cluster = Cluster(args.dir.resolve(), args.nodes, args.port)
+    cluster = Cluster(args.dir.resolve(), args.nodes, args.port, accounting=args.accounting)
     try:
         if args.command == "start":
             seconds = start(cluster)
