@@ -420,6 +420,9 @@ def _daemon_pid_files(cluster: Cluster) -> list[tuple[Path, str]]:
     slurmds = [(path, "slurmd") for path in sorted(cluster.folder.glob("slurmd-*.pid"))]
     accounting = [(cluster.pid_file("slurmdbd"), "slurmdbd"),
                   (cluster.pid_file("mariadbd"), "mariadbd")]  # fmt: skip
+    # Also for a cluster started with accounting and stopped without saying so.
+    if not cluster.accounting and not any(path.exists() for path, _ in accounting):
+        accounting = []
     return [*slurmds, (cluster.pid_file("slurmctld"), "slurmctld"), *accounting,
             (cluster.pid_file("munged"), "munged")]  # fmt: skip
 
