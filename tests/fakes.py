@@ -36,10 +36,16 @@ if "--test-only" in sys.argv:
 calls = [json.loads(line) for line in open(log)]
 submissions = [c for c in calls if c["program"] == "sbatch" and "--test-only" not in c["args"]]
 if os.environ.get("FAKE_SBATCH_FAIL_CALL") == str(len(submissions)):
-    print("sbatch: error: invalid partition specified: nope", file=sys.stderr)
+    print(os.environ.get("FAKE_SBATCH_FAIL_MESSAGE",
+                         "sbatch: error: invalid partition specified: nope"), file=sys.stderr)
     sys.exit(1)
 answers = os.environ.get("FAKE_SBATCH_ANSWERS", "1001;cluster1,1002").split(",")
 print(answers[len(submissions) - 1])
+""",
+    # A cluster without accounting, as the fake scontrol's configuration says.
+    "sacctmgr": """
+print("sacctmgr: error: Problem talking to the database: Connection refused", file=sys.stderr)
+sys.exit(1)
 """,
     "scontrol": """
 if unreachable:
@@ -80,7 +86,7 @@ class Call(TypedDict):
 
 
 def install_fake_slurm(bin_dir: Path) -> Path:
-    """Write fake sbatch, scontrol, squeue and scancel into ``bin_dir``."""
+    """Write fake sbatch, sacctmgr, scontrol, squeue and scancel into ``bin_dir``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, body in FAKES.items():
         fake = bin_dir / name
@@ -99,7 +105,8 @@ def fake_slurm_env(folder: Path, **extra: str) -> dict[str, str]:
     bin_dir = install_fake_slurm(folder / "fakebin")
     return project_env({
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_SLURM_LOG": str(folder / "slurm.log"), **extra,
+        "FAKE_SLURM_LOG": str(folder / "slurm.log"),
+        **extra,
     })  # fmt: skip
 
 

@@ -13,14 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import copy_project
 from tests.helpers import run
 from tests.helpers import wait_for
 from tests.slurm_helpers import cluster_env
 from tests.slurm_helpers import queued_ids
 from tests.slurm_helpers import submit
+from tests.slurm_helpers import submit_run
 from tools.local_slurm import Cluster
 from tools.local_slurm import start
 from tools.local_slurm import wait_for_jobs
+from volcano_gif.layout import ProjectPaths
+from volcano_gif.run.record import require_record
 
 
 def _sacct(cluster: Cluster, job: str, fields: str) -> list[list[str]]:
@@ -91,3 +95,53 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
     assert f"gif job {gif_id}: COMPLETED" in line
     assert line.endswith("[judged from sacct]"), line
     assert result.stdout == f"{project / 'output/gifs/volcano.gif'}\n"
+
+
+def _sacctmgr(cluster: Cluster, *words: str, check: bool = True) -> None:
+    subprocess.run(["sacctmgr", "-i", *words], env=cluster.env(), capture_output=True,
+                   text=True, check=check)  # fmt: skip
+
+
+def _no_class_qos(cluster: Cluster) -> None:
+    """Back to the cluster's own QOS (normal): the user first, then the class's QOS."""
+    _sacctmgr(cluster, "modify", "user", "root", "set", "qos=normal", "defaultqos=normal",
+              check=False)  # fmt: skip
+    _sacctmgr(cluster, "delete", "qos", "class50", check=False)
+
+
+def test_a_run_fits_the_qos_submit_limit_and_a_used_up_limit_submits_nothing(
+    accounting_slurm: Cluster, project: Path, tmp_path: Path
+) -> None:
+    # A class's QOS: each learner may queue 50 jobs; each array task counts as one.
+    _no_class_qos(accounting_slurm)  # as an earlier, interrupted run may have left it
+    _sacctmgr(accounting_slurm, "add", "qos", "class50", "MaxSubmitJobsPerUser=50")
+    _sacctmgr(accounting_slurm, "modify", "user", "root", "set", "qos=class50",
+              "defaultqos=class50")  # fmt: skip
+    try:
+        result = submit_run(accounting_slurm, project, "--frames", "360")
+        assert result.returncode == 0, result.stderr
+        assert (
+            "360 array tasks would exceed your submit limit (QOS class50 "
+            "MaxSubmitJobsPerUser=50, 0 jobs queued already): rendering 8 frames per task "
+            "instead, as 45 tasks"
+        ) in result.stderr
+        record = require_record(ProjectPaths(project))
+        assert (record.parameters.frames_per_task, record.latest and record.latest.array) == (
+            8, "1-45")  # fmt: skip
+        assert len(queued_ids(accounting_slurm)) <= 50
+        cancelled = run(["bash", "submit-gif-job", "--cancel"], cwd=project,
+                        env=cluster_env(accounting_slurm))  # fmt: skip
+        assert cancelled.returncode == 0, cancelled.stderr
+
+        _sacctmgr(accounting_slurm, "modify", "qos", "class50", "set", "MaxSubmitJobsPerUser=0")
+        second = copy_project(tmp_path / "second")
+        refused = submit_run(accounting_slurm, second, "--frames", "4")
+        assert refused.returncode == 2
+        (line,) = refused.stderr.splitlines()
+        assert line.startswith(
+            "submit-gif-job: error: your submit limit (QOS class50 MaxSubmitJobsPerUser=0) "
+            "is used up"
+        ), line
+        assert queued_ids(accounting_slurm) == []
+    finally:
+        _no_class_qos(accounting_slurm)

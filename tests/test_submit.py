@@ -163,6 +163,29 @@ def test_failed_first_submission_submits_nothing_else(
     assert again.returncode == 0, again.stderr  # a refused run leaves the folder free
 
 
+def test_a_refusal_by_a_submit_limit_says_so_in_one_line(
+    project: Path, tmp_path: Path, fake_env: dict[str, str]
+) -> None:
+    fake_env["FAKE_SBATCH_FAIL_CALL"] = "1"
+    fake_env["FAKE_SBATCH_FAIL_MESSAGE"] = (
+        "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+        "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+        "(job submit limit, user's size and/or time limits)"
+    )
+    result = run(["bash", "submit-gif-job", "--frames", "4"], cwd=project, env=fake_env)
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith("submit-gif-job:")]
+    assert ours == [
+        "submit-gif-job: error: sbatch refused the submission (QOSMaxSubmitJobPerUserLimit): "
+        "your site counts each array task as a job; nothing was submitted. Wait for your "
+        "other jobs (squeue --me), or give fewer tasks with --frames-per-task"
+    ]
+    assert len(sbatch_calls(_log(tmp_path))) == 1
+    record = require_record(ProjectPaths(project))
+    assert record.state == "refused"
+    assert "QOSMaxSubmitJobPerUserLimit" in (record.error or "")
+
+
 def test_failed_second_submission_says_how_to_finish(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:

@@ -130,6 +130,64 @@ def read_config() -> ClusterConfig:
     )
 
 
+@dataclass(frozen=True)
+class SubmitLimit:
+    """How many jobs the user may have queued (each array task counts as one), and why."""
+
+    limit: int
+    source: str  # e.g. "QOS class50 MaxSubmitJobsPerUser=50"
+    queued: int  # the user's jobs and array tasks in the queue now
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.queued
+
+
+def submit_limit() -> SubmitLimit | None:
+    """The user's effective submit limit, from accounting (``sacctmgr``), or None.
+
+    The smallest of the ``MaxSubmitJobs`` of the user's associations and the
+    ``MaxSubmitJobsPerUser`` and ``MaxSubmitJobs`` of their QOS (the default QOS,
+    else every QOS they may use). None where no limit is set or sacctmgr fails.
+    """
+    import getpass
+
+    user = getpass.getuser()
+    try:
+        associations = _call(["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}",
+                              "format=account,maxsubmit,qos,defaultqos"])  # fmt: skip
+        qos_lines = _call(["sacctmgr", "-n", "-P", "show", "qos",
+                           "format=name,maxsubmitjobsperuser,maxsubmitjobs"])  # fmt: skip
+    except SlurmError:
+        return None
+    qos_limits = {}
+    for line in qos_lines.splitlines():
+        name, per_user, total = ([*line.split("|"), "", "", ""])[:3]
+        numbers = [int(value) for value in (per_user, total) if value.isdigit()]
+        if name and numbers:
+            qos_limits[name] = min(numbers)
+    limits: list[tuple[int, str]] = []
+    for line in associations.splitlines():
+        account, max_submit, qos_list, default_qos = ([*line.split("|"), "", "", "", ""])[:4]
+        if max_submit.isdigit():
+            limits.append((int(max_submit), f"account {account} MaxSubmitJobs={max_submit}"))
+        for qos in [default_qos] if default_qos else [q for q in qos_list.split(",") if q]:
+            if qos in qos_limits:
+                limits.append((qos_limits[qos], f"QOS {qos} MaxSubmitJobsPerUser="
+                                                f"{qos_limits[qos]}"))  # fmt: skip
+    if not limits:
+        return None
+    limit, source = min(limits)
+    queued = len(_call(["squeue", "--noheader", "--array", "--user", user, "--format",
+                        "%i"]).split())  # fmt: skip
+    return SubmitLimit(limit, source, queued)
+
+
+#: sbatch's words for a refusal by a submit limit.
+SUBMIT_LIMIT_REASONS = ("QOSMaxSubmitJobPerUserLimit", "AssocMaxSubmitJobLimit",
+                        "QOSMaxSubmitJobLimit")  # fmt: skip
+
+
 def queued_jobs(job_ids: list[str]) -> dict[str, str]:
     """``{job id: state}`` for those of ``job_ids`` still queued or running.
 

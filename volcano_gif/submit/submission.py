@@ -326,12 +326,8 @@ def _plan_slurm(
         kept = len(frames_on_disk(paths.images))
         if kept and not args.force:
             logger.info("images/ holds %d frames of this run already: the tasks keep them", kept)
-    if array is not None and array.note:
-        logger.warning("%s", array.note)
-    if array is not None:  # the tasks then load the 3D scene instead of working it out
-        from volcano_gif.task.scene import load_scene
-
-        load_scene(paths, parameters.frame_count, parameters.size)
+    if array is not None:
+        array = _ready_array(paths, array, parameters, config)
     frames_per_task = array.frames_per_task if array else parameters.frames_per_task
     render = render_options(parameters, frames_per_task, args.force)
     assembly = assembly_options(parameters)
@@ -385,6 +381,54 @@ def _preflight(paths: ProjectPaths) -> None:
 def _frames_text(frames: list[int]) -> str:
     text = compress_ranges(frames)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _ready_array(
+    paths: ProjectPaths, array: ArrayPlan, parameters: Parameters, config: slurm.ClusterConfig
+) -> ArrayPlan:
+    """Fit the array to the user's submit limit, say what changed, cache the 3D scene."""
+    if config.accounting:
+        array = _fit_submit_limit(array, parameters, config.max_array_size)
+    if array.note:
+        logger.warning("%s", array.note)
+    from volcano_gif.task.scene import load_scene  # the tasks load it, not work it out
+
+    load_scene(paths, parameters.frame_count, parameters.size)
+    return array
+
+
+def _fit_submit_limit(array: ArrayPlan, parameters: Parameters, max_array_size: int) -> ArrayPlan:
+    """Raise frames per task until the array and its assembly fit the user's submit limit.
+
+    Sites cap the jobs a user may queue (a QOS or association ``MaxSubmitJobs``);
+    each array task counts as one job, and the assembly as one more.
+    """
+    limit = slurm.submit_limit()
+    if limit is None:
+        return array
+    room = limit.free - 1  # the assembly job
+    if room < 1:
+        raise UsageError(
+            f"your submit limit ({limit.source}) is used up: you have {limit.queued} jobs "
+            "queued, and this run needs an array task and its assembly; wait for them to end "
+            "(squeue --me) or ask your site for a higher limit"
+        )
+    if len(array.tasks) <= room:
+        return array
+    frames = array.frames()
+    per_task = array.frames_per_task
+    fitted = array
+    while len(fitted.tasks) > room:
+        per_task = max(per_task + 1, -(-len(frames) // room))
+        fitted = plan_array(parameters.frame_count, per_task, max_array_size,
+                            parameters.max_running, frames)  # fmt: skip
+    note = (array.note + "; then: " if array.note else "") + (
+        f"{len(array.tasks)} array tasks would exceed your submit limit ({limit.source}, "
+        f"{limit.queued} jobs queued already): rendering {fitted.frames_per_task} frames per "
+        f"task instead, as {len(fitted.tasks)} tasks"
+    )
+    return ArrayPlan(fitted.frames_per_task, fitted.tasks, fitted.frame_count,
+                     fitted.max_running, note)  # fmt: skip
 
 
 def _write_plan(
@@ -510,6 +554,17 @@ def _record_refusal(paths: ProjectPaths, run_id: str, said: str) -> int:
         record.move_to(RunState.REFUSED, "refused", said)
 
     update_record(paths, refused, run_id)
+    reason = next((word for word in slurm.SUBMIT_LIMIT_REASONS if word in said), None)
+    if reason is not None:
+        limit = slurm.submit_limit()
+        allowed = f" allows {limit.limit} queued jobs ({limit.source}) and" if limit else ""
+        print(
+            f"{PROG}: error: sbatch refused the submission ({reason}): your site{allowed} "
+            "counts each array task as a job; nothing was submitted. Wait for your other "
+            f"jobs (squeue --me), or give fewer tasks with --frames-per-task",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     print(
         f"{PROG}: error: sbatch refused the submission (see its message above); "
         "nothing was submitted",
