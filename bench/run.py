@@ -54,7 +54,7 @@ ORIGINAL_IMPORTS = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; "
     "from mpl_toolkits.mplot3d import Axes3D; import pandas; import seaborn"
 )
-OUR_IMPORTS = "import volcano_gif.cli, volcano_gif.task.render, volcano_gif.task.scene"
+OUR_IMPORTS = "import volcano_gif.task.command, volcano_gif.task.render, volcano_gif.task.scene"
 #: The least a render task can import: numpy, matplotlib, Agg's renderer and a collection.
 FLOOR_IMPORTS = (
     "import numpy, matplotlib; from matplotlib.backends.backend_agg import RendererAgg; "

@@ -14,6 +14,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def peak_memory_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def children_peak_mib() -> float:
     """The largest peak of the child processes waited for so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -70,9 +70,9 @@ from volcano_gif.run.record import update_record
 from volcano_gif.run.record import write_record
 from volcano_gif.task.frames import check_frames
 from volcano_gif.task.task_timing import load_run_timings
-from volcano_gif.task.task_timing import peak_memory_mib
 from volcano_gif.task.task_timing import requested_memory_mib
 from volcano_gif.timing import StageTimes
+from volcano_gif.timing import peak_memory_mib
 
 logger = logging.getLogger(__name__)
 

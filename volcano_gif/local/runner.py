@@ -61,8 +61,8 @@ from volcano_gif.task.render import FrameRenderer
 from volcano_gif.task.scene import Scene
 from volcano_gif.task.scene import load_scene
 from volcano_gif.task.task_timing import TaskTiming
-from volcano_gif.task.task_timing import peak_memory_mib
 from volcano_gif.timing import children_peak_mib
+from volcano_gif.timing import peak_memory_mib
 
 logger = logging.getLogger(__name__)
 

@@ -331,9 +331,9 @@ def _plan_slurm(
     frames_per_task = array.frames_per_task if array else parameters.frames_per_task
     render = render_options(parameters, frames_per_task, args.force)
     assembly = assembly_options(parameters)
-    commands = [array_command(array, extra, render)] if array else []
-    commands.append(assembly_command(ARRAY_ID_PLACEHOLDER if array else None, extra, assembly))
-    if args.dry_run:
+    if args.dry_run:  # the real commands are built once, by submit-gif-job itself
+        commands = [array_command(array, extra, render)] if array else []
+        commands.append(assembly_command(ARRAY_ID_PLACEHOLDER if array else None, extra, assembly))
         return _dry_run(paths, commands)
 
     submission = Submission(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from volcano_gif.files import short_hostname
 from volcano_gif.files import write_json_atomically
+from volcano_gif.timing import peak_memory_mib
 
 
 def process_start_time() -> float:
@@ -52,13 +53,6 @@ def requested_memory_mib() -> float | None:
     except ValueError:
         return None
     return None
-
-
-def peak_memory_mib() -> float:
-    """This process's peak resident memory so far, in MiB."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def node_name() -> str:
