@@ -47,6 +47,14 @@ print(answers[len(submissions) - 1])
 print("sacctmgr: error: Problem talking to the database: Connection refused", file=sys.stderr)
 sys.exit(1)
 """,
+    # Prints $FAKE_SACCT_OUTPUT (lines separated by ";"); without it, what sacct says on
+    # a cluster that keeps no accounting.
+    "sacct": """
+if "FAKE_SACCT_OUTPUT" not in os.environ:
+    print("Slurm accounting storage is disabled", file=sys.stderr)
+    sys.exit(1)
+print(os.environ["FAKE_SACCT_OUTPUT"].replace(";", "\\n"))
+""",
     "scontrol": """
 if unreachable:
     print("slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)",
@@ -86,7 +94,7 @@ class Call(TypedDict):
 
 
 def install_fake_slurm(bin_dir: Path) -> Path:
-    """Write fake sbatch, sacctmgr, scontrol, squeue and scancel into ``bin_dir``."""
+    """Write fake sbatch, sacct, sacctmgr, scontrol, squeue and scancel into ``bin_dir``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, body in FAKES.items():
         fake = bin_dir / name

@@ -8,10 +8,14 @@ can be read back. These tests run on the accounting cluster of tests/clusters.py
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pandas as pd
+import pytest
 
 from tests.helpers import copy_project
 from tests.helpers import run
@@ -46,12 +50,27 @@ def _wait_for_accounting(cluster: Cluster, array_id: str, tasks: int) -> None:
     wait_for(recorded, f"sacct to list the {tasks} tasks of {array_id}", timeout=60)
 
 
+def _stop_daemon(cluster: Cluster, daemon: str) -> None:
+    pid = int(cluster.pid_file(daemon).read_text().split()[0])
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), f"{daemon} to stop", timeout=20)
+
+
 def _forget_every_job(cluster: Cluster) -> None:
     """Restart slurmctld with no job state (``-c``): as if MinJobAge had passed for all."""
-    pid = int(cluster.pid_file("slurmctld").read_text().split()[0])
-    os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists(), "slurmctld to stop", timeout=20)
+    _stop_daemon(cluster, "slurmctld")
     start(cluster)
+
+
+def _report(cluster: Cluster, project: Path) -> tuple[list[str], pd.DataFrame]:
+    """``volcano-gif report``: its summary lines, and tasks.csv."""
+    result = run([sys.executable, "-m", "volcano_gif", "report"], cwd=project,
+                 env=cluster_env(cluster))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = (project / "output/report/summary.txt").read_text().splitlines()
+    for line in summary:
+        assert line in result.stderr
+    return summary, pd.read_csv(project / "output/report/tasks.csv")
 
 
 def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
@@ -78,6 +97,22 @@ def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
     ]  # fmt: skip
     assert (gif_job, state, exit_code, requested) == (gif_id, "COMPLETED", "0:0", "1G")
 
+    # The report reads the same from one sacct call, with what seff would say.
+    summary, table = _report(accounting_slurm, project)
+    assert summary[-1] == "source: sacct for 2 of 2 tasks (2 COMPLETED)", summary
+    assert table["state"].tolist() == ["COMPLETED"] * 2
+    assert table["exit_code"].tolist() == ["0:0"] * 2
+    assert table["mem_requested_mib"].tolist() == [256.0] * 2
+    peaks = {row[0].removesuffix(".batch"): int(row[4][:-1]) / 1024 for row in steps.values()}
+    assert table["peak_rss_mib"].tolist() == pytest.approx(
+        [peaks[task.removeprefix("slurm-")] for task in table["task"]], abs=1e-3
+    )
+    assert ((table["cpu_efficiency"] > 0.3) & (table["cpu_efficiency"] <= 1.0)).all(), table
+    (efficiency,) = [line for line in summary if line.startswith("efficiency: ")]
+    assert re.fullmatch(r"efficiency: CPU \d+% of [\d.]+ core-seconds allocated; memory \d+% of "
+                        r"the 256 MiB asked for, at the largest task's peak \(\d+ MiB\)",
+                        efficiency), efficiency  # fmt: skip
+
 
 def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
     accounting_slurm: Cluster, project: Path
@@ -85,6 +120,20 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
     array_id, gif_id = submit(accounting_slurm, project, "--frames", "2")
     wait_for_jobs(accounting_slurm, [array_id, gif_id], timeout=240)
     _wait_for_accounting(accounting_slurm, array_id, 2)
+
+    # slurmdbd down: the watch ends from squeue; the report from the timing files, and says so.
+    _stop_daemon(accounting_slurm, "slurmdbd")
+    try:
+        watched = run([sys.executable, "-m", "volcano_gif", "watch"], cwd=project,
+                      env=cluster_env(accounting_slurm))  # fmt: skip
+        assert watched.returncode == 0, watched.stderr
+        assert f"gif job {gif_id}: COMPLETED" in watched.stderr
+        summary, table = _report(accounting_slurm, project)
+        assert summary[-1].startswith("source: the task timing files (sacct: "), summary
+        assert set(table["source"]) == {"timing file"}
+    finally:
+        start(accounting_slurm)
+
     _forget_every_job(accounting_slurm)
     assert queued_ids(accounting_slurm) == []
     result = run([sys.executable, "-m", "volcano_gif", "watch"], cwd=project,
@@ -95,6 +144,14 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
     assert f"gif job {gif_id}: COMPLETED" in line
     assert line.endswith("[judged from sacct]"), line
     assert result.stdout == f"{project / 'output/gifs/volcano.gif'}\n"
+    # The assembly's report came before slurmdbd knew its tasks had ended: the watch
+    # wrote it again from sacct, and shows it.
+    assert "  source: sacct for 2 of 2 tasks (2 COMPLETED)" in result.stderr
+    # The report of a run Slurm has forgotten: from sacct. These tasks are too short for
+    # jobacct_gather's first sample, so their peak memory may come from the timing files.
+    summary, table = _report(accounting_slurm, project)
+    assert summary[-1].startswith("source: sacct for 2 of 2 tasks (2 COMPLETED)"), summary
+    assert table["state"].tolist() == ["COMPLETED"] * 2
 
 
 def _sacctmgr(cluster: Cluster, *words: str, check: bool = True) -> None:

@@ -1,4 +1,9 @@
-"""The run report from task timing files: the table, the summary, the timeline picture."""
+"""The run report: the table, the summary, the timeline picture.
+
+From task timing files, and from sacct where the cluster keeps accounting (a
+fake sacct here, for its output's forms and its failures; the real one in
+tests/test_accounting.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.fakes import fake_slurm_env
+from tests.fakes import slurm_calls
 from tests.helpers import run
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.run.record import AssemblyMemory
@@ -27,6 +34,15 @@ from volcano_gif.run.report import write_report_safely
 T0 = datetime(2026, 11, 21, 10, 0, 0).astimezone()
 
 
+@pytest.fixture(autouse=True)
+def fake_sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fake Slurm programs first on PATH: sacct answers $FAKE_SACCT_OUTPUT, if set."""
+    env = fake_slurm_env(tmp_path / "fakes")
+    for name in ("PATH", "FAKE_SLURM_LOG"):
+        monkeypatch.setenv(name, env[name])
+    return Path(env["FAKE_SLURM_LOG"])
+
+
 def _timing(job: str, task: int, node: str, start: float, frames: int) -> dict[str, object]:
     """A task that starts ``start`` s after T0, takes 1 s to start and 0.1 s per frame."""
     origin = T0.timestamp() + start
@@ -37,7 +53,7 @@ def _timing(job: str, task: int, node: str, start: float, frames: int) -> dict[s
         "process_start": origin, "job_id": job, "array_task": task, "run_id": None,
         "imports_done": origin + 0.8, "ready": origin + 0.95, "frames": rendered,
         "skipped": [], "end": origin + 1.05 + 0.1 * frames,
-        "peak_rss_mib": 70.0 + task, "mem_requested_mib": 256.0,
+        "peak_rss_mib": 70.0 + task, "mem_requested_mib": 256.0, "cpu_s": 1.0, "cpus": 1,
     }  # fmt: skip
 
 
@@ -81,14 +97,91 @@ def test_tasks_csv_has_one_row_per_task_and_its_numbers_add_up(tmp_path: Path) -
 
 def test_summary_shows_each_jobs_peak_memory_next_to_what_it_asked_for(tmp_path: Path) -> None:
     report = write_report(_run(tmp_path))
-    assert report.summary[-1] == (
+    assert report.summary[-3:] == [
+        "efficiency: CPU 80% of 7.5 core-seconds allocated; "
+        "memory 30% of the 256 MiB asked for, at the largest task's peak (76 MiB)",
         "memory: render tasks peaked at 76 MiB (median 74), asked for 256 MiB; "
         "assembly peaked at 120 MiB (python), 345 MiB if all its processes peaked at once, "
-        "asked for 1024 MiB"
+        "asked for 1024 MiB",
+        "source: the task timing files (sacct: Slurm accounting storage is disabled)",
+    ]
+    assert (report.tasks_csv.parent / "summary.txt").read_text().splitlines()[-3:] == (
+        report.summary[-3:]
     )
-    assert (report.tasks_csv.parent / "summary.txt").read_text().splitlines()[-1] == (
-        report.summary[-1]
+
+
+def _sacct_lines(task: int, state: str = "COMPLETED", rss: str = "69632K") -> list[str]:
+    """sacct's lines for task ``task`` of array 55: the allocation, its batch and extern steps."""
+    return [
+        f"55_{task}|{state}|0:0|4|00:02.500|2||256M|n1",
+        f"55_{task}.batch|{state}|0:0|4|00:02.500|2|{rss}|256M|n1",
+        f"55_{task}.extern|COMPLETED|0:0|4|00:00:00|2|1024K|256M|n1",
+    ]
+
+
+def test_with_accounting_the_report_takes_state_cpu_and_memory_from_one_sacct_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sacct: Path
+) -> None:
+    lines = [
+        *_sacct_lines(1),
+        *_sacct_lines(2, "FAILED"),
+        *_sacct_lines(3, rss="0"),
+        *_sacct_lines(4),
+        *_sacct_lines(5),
+        "55_[6]|PENDING|0:0|0|00:00:00|1||256M|None",
+    ]
+    monkeypatch.setenv("FAKE_SACCT_OUTPUT", ";".join(lines))
+    report = write_report(_run(tmp_path))
+    (call,) = slurm_calls(fake_sacct, "sacct")
+    assert call["args"] == [
+        "--noheader", "--parsable2", "--starttime", T0.strftime("%Y-%m-%dT%H:%M:%S"),
+        "--jobs", "55", "--format",
+        "JobID,State,ExitCode,ElapsedRaw,TotalCPU,AllocCPUS,MaxRSS,ReqMem,NodeList",
+    ]  # fmt: skip
+    table = pd.read_csv(report.tasks_csv)
+    assert table["source"].tolist() == ["sacct", "sacct", "sacct; MaxRSS: timing file", "sacct",
+                                        "sacct", "timing file"]  # fmt: skip
+    assert table["state"].fillna("").tolist() == ["COMPLETED", "FAILED", "COMPLETED",
+                                                  "COMPLETED", "COMPLETED", ""]  # fmt: skip
+    assert table["peak_rss_mib"].tolist() == [68.0, 68.0, 73.0, 68.0, 68.0, 76.0]
+    # 2.5 s of CPU in 4 s on 2 CPUs: 31%, as seff would say; the timing file's task: 1 s in 1.25.
+    assert table["cpu_efficiency"].tolist() == pytest.approx([0.3125] * 5 + [0.8], abs=1e-3)
+    assert table["mem_efficiency"].tolist() == pytest.approx(
+        [mib / 256 for mib in (68.0, 68.0, 73.0, 68.0, 68.0, 76.0)], abs=1e-3
     )
+    assert report.summary[-3] == (
+        "efficiency: CPU 33% of 41.2 core-seconds allocated; "
+        "memory 30% of the 256 MiB asked for, at the largest task's peak (76 MiB)"
+    )
+    assert report.summary[-1] == (
+        "source: sacct for 5 of 6 tasks (4 COMPLETED, 1 FAILED); peak memory of 1 from their "
+        "timing files (no MaxRSS sample); 1 from their timing files only (not in sacct yet)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sacct", "said"),
+    [
+        (None, "sacct not found on PATH"),
+        ("sacct: error: Problem talking to the database: Connection refused",
+         "sacct: error: Problem talking to the database: Connection refused"),
+    ],
+)  # fmt: skip
+def test_without_sacct_or_its_database_the_report_uses_the_timing_files_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sacct: str | None, said: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if sacct is not None:  # slurmdbd down: sacct fails with its last line
+        (bin_dir / "sacct").write_text(
+            f"#!/bin/sh\necho 'sacct: error: slurmdbd: "
+            f"connect refused' >&2\necho '{sacct}' >&2\nexit 1\n"
+        )
+        (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    report = write_report(_run(tmp_path))
+    assert report.summary[-1] == f"source: the task timing files ({said})"
+    assert set(pd.read_csv(report.tasks_csv)["source"]) == {"timing file"}
 
 
 def test_summary_says_where_the_time_went_and_what_to_change() -> None:

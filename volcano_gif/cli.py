@@ -153,7 +153,9 @@ def build_parser(default_root: Path) -> Parser:
     add_root(cancel, default_root)
     cancel.set_defaults(run=_cancel)
     report = commands.add_parser(
-        "report", help="write output/report/ (tasks.csv, timeline.png) for the current run"
+        "report",
+        help="write output/report/ (tasks.csv, timeline.png, summary.txt) for the current run, "
+        "from sacct where the cluster keeps accounting, else from the task timing files",
     )
     add_root(report, default_root)
     report.set_defaults(run=_report)

@@ -263,6 +263,92 @@ def sacct_states(job_ids: list[str]) -> list[JobLine]:
     return lines
 
 
+#: What the report asks ``sacct`` for: what ``seff`` reads, and the node.
+SACCT_USAGE_FIELDS = "JobID,State,ExitCode,ElapsedRaw,TotalCPU,AllocCPUS,MaxRSS,ReqMem,NodeList"
+_MEMORY_UNITS = {"": 1 / 1024**2, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2}
+
+
+def memory_mib(text: str) -> float | None:
+    """sacct's memory figure (``69632K``, ``256M``, ``1G``; ``256Mn``/``256Mc`` before
+    Slurm 21.08) in MiB; None for an empty one or 0 (no sample was taken)."""
+    match = re.fullmatch(r"([\d.]+)([KMGT]?)[nc]?", text.strip())
+    if not match or not float(match.group(1)):
+        return None
+    return float(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+def cpu_seconds(text: str) -> float:
+    """sacct's CPU time (``[D-][HH:]MM:SS[.mmm]``) in seconds."""
+    days, _, clock = text.strip().rpartition("-")
+    seconds = 0.0
+    for part in clock.split(":"):
+        seconds = seconds * 60 + float(part or 0)
+    return seconds + (int(days) * 86400 if days else 0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What accounting recorded of one job or array task: what ``seff`` reports."""
+
+    job_id: str  # the array's id for a task
+    task: int | None
+    state: str
+    exit_code: str
+    elapsed_s: float
+    cpu_s: float  # TotalCPU: user and system time of all its steps
+    cpus: int  # AllocCPUS
+    max_rss_mib: float | None  # the largest MaxRSS of its steps; None if none was sampled
+    requested_mib: float | None  # ReqMem
+    node: str
+
+
+def sacct_usage(job_ids: list[str], since: str | None = None) -> list[Usage]:
+    """Each job and array task of ``job_ids`` as accounting recorded it, in one ``sacct``.
+
+    ``since`` (``YYYY-MM-DDTHH:MM:SS``) leaves out older jobs that had the same
+    ids (a cluster whose job ids started again). Tasks still pending are left
+    out. Raises :class:`SlurmError` where there is no sacct or no accounting.
+    """
+    if shutil.which("sacct") is None:
+        raise SlurmError("sacct not found on PATH")
+    window = ["--starttime", since] if since else []
+    try:
+        output = run_capturing(["sacct", "--noheader", "--parsable2", *window, "--jobs",
+                                ",".join(job_ids), "--format", SACCT_USAGE_FIELDS])[0]  # fmt: skip
+    except CommandError as error:  # the last line says why: no database, accounting off...
+        lines = [line.strip() for line in error.stderr.splitlines() if line.strip()]
+        said = lines[-1] if lines else f"exit code {error.returncode}, no message"
+        raise SlurmError(said if said.startswith("sacct") else f"sacct: {said}") from None
+    allocations: dict[str, list[str]] = {}
+    step_peaks: dict[str, float] = {}
+    for line in output.splitlines():
+        fields = line.split("|")
+        if len(fields) != 9:
+            continue
+        allocation, _, step = fields[0].partition(".")
+        if step:  # "12_3.batch": MaxRSS is measured per step; the extern step only waits
+            rss = memory_mib(fields[6]) if step != "extern" else None
+            if rss is not None:
+                step_peaks[allocation] = max(step_peaks.get(allocation, 0.0), rss)
+        else:
+            allocations[allocation] = fields
+    usages = []
+    for job, fields in allocations.items():
+        base, _, task = job.partition("_")
+        if task and not task.isdigit():  # "12_[3-10]": tasks not started yet
+            continue
+        cpus = int(fields[5]) if fields[5].isdigit() else 1
+        requested = memory_mib(fields[7])
+        if requested is not None and fields[7].endswith("c"):  # per CPU, before 21.08
+            requested *= cpus
+        usages.append(Usage(
+            base, int(task) if task else None, (fields[1].split() or [""])[0], fields[2],
+            float(fields[3]) if fields[3].isdigit() else 0.0, cpu_seconds(fields[4] or "0"),
+            cpus, step_peaks.get(job) or memory_mib(fields[6]), requested, fields[8],
+        ))  # fmt: skip
+    return usages
+
+
 def cancel(job_ids: list[str]) -> None:
     """Cancel ``job_ids`` (whole arrays included) with one ``scancel``."""
     _call(["scancel", *job_ids])

@@ -5,7 +5,8 @@ After the assembly, this step loads every render task's timing file
 with the submission times from ``output/run.json``, and writes:
 
 * ``output/report/tasks.csv``: one row per task (node, queue wait, start-up,
-  render seconds, frames);
+  render seconds, frames; state, exit code, elapsed, CPU time and peak memory,
+  with the CPU and memory efficiency ``seff`` would show);
 * ``output/report/timeline.png``: one bar per task over wall-clock time,
   start-up and rendering shaded differently, coloured by node, the assembly
   as its own bar; beside it, core-seconds by node and phase (seaborn);
@@ -13,7 +14,14 @@ with the submission times from ``output/run.json``, and writes:
   start-up, median seconds per frame, core-seconds, the share spent starting
   up, the ``--frames-per-task`` that would bring start-up under 10%, and the
   peak memory of the render tasks and of the assembly against what each job
-  asked for (``--mem``).
+  asked for (``--mem``), the efficiency line, and where the figures came from.
+
+On Slurm, state, exit code, elapsed, CPU time and peak memory come from one
+``sacct`` call when the cluster keeps accounting, so the report also works for
+a run whose jobs left ``squeue`` long ago. Where sacct is missing or fails
+(no slurmdbd, or it is down), and for what it lacks (a task too short for
+accounting's first memory sample), the task timing files stand in; the
+summary's ``source:`` line says which was used.
 
 pandas and seaborn are imported here only: never by a render task. A report
 that fails never fails the run: :func:`write_report_safely` logs why instead.
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from volcano_gif import slurm
 from volcano_gif.files import write_atomically
 from volcano_gif.layout import ProjectPaths
 from volcano_gif.run.record import AssemblyMemory
@@ -61,9 +70,45 @@ def _epoch(iso_time: str | None) -> float | None:
     return datetime.fromisoformat(iso_time).timestamp() if iso_time else None
 
 
-def task_table(record: RunRecord, timings: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per task, times in seconds since the run's first submission."""
+@dataclass(frozen=True)
+class Accounting:
+    """What sacct said of a run's array tasks, and the report's ``source:`` line."""
+
+    tasks: dict[tuple[str, int], slurm.Usage]
+    unavailable: str | None  # why there is nothing, if there is nothing
+
+
+def read_accounting(record: RunRecord) -> Accounting:
+    """The run's array tasks from one ``sacct`` call; nothing (and why) where it cannot be had."""
+    if not record.mode_is_slurm:
+        return Accounting({}, "a local run: no Slurm accounting")
+    jobs = record.array_job_ids()
+    if not jobs:
+        return Accounting({}, "no array job was submitted")
+    since = _epoch(record.submitted)
+    try:
+        usages = slurm.sacct_usage(
+            jobs, datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S") if since else None
+        )
+    except slurm.SlurmError as error:
+        return Accounting({}, str(error))
+    tasks = {(usage.job_id, usage.task): usage for usage in usages
+             if usage.task is not None and usage.state in slurm.ENDED_STATES}  # fmt: skip
+    return Accounting(tasks, None if tasks else "sacct lists none of the run's tasks as ended "
+                      "yet: `volcano-gif report` again will read them")  # fmt: skip
+
+
+def task_table(
+    record: RunRecord, timings: list[dict[str, Any]], accounting: Accounting | None = None
+) -> pd.DataFrame:
+    """One row per task, times in seconds since the run's first submission.
+
+    State, elapsed, CPU time and memory from accounting where it has them, else
+    from the task's timing file: the ``source`` column says which.
+    """
     import pandas as pd
+
+    accounted = accounting.tasks if accounting else {}
 
     submitted = {s.array_job_id: _epoch(s.time) for s in record.submissions if s.array_job_id}
     origin = _epoch(record.submitted) or min(float(t["process_start"]) for t in timings)
@@ -75,6 +120,22 @@ def task_table(record: RunRecord, timings: list[dict[str, Any]]) -> pd.DataFrame
         last = float(frames[-1][2]) if frames else first
         end = float(timing.get("end") or last)
         submit = submitted.get(str(timing.get("job_id"))) or origin
+        usage = accounted.get((str(timing.get("job_id")), timing.get("array_task") or 0))
+        peak = timing.get("peak_rss_mib")
+        measured: tuple[str | None, str | None, float, float | None, int, float | None,
+                        float | None]  # fmt: skip
+        if usage is None:
+            source = "timing file"
+            measured = (None, None, end - start, timing.get("cpu_s"), timing.get("cpus") or 1,
+                        peak, timing.get("mem_requested_mib"))  # fmt: skip
+        else:
+            source = "sacct" if usage.max_rss_mib is not None else "sacct; MaxRSS: timing file"
+            # sacct counts whole seconds; the job ran at least as long as its Python process.
+            measured = (usage.state, usage.exit_code, max(usage.elapsed_s, end - start),
+                        usage.cpu_s, usage.cpus,
+                        usage.max_rss_mib if usage.max_rss_mib is not None else peak,
+                        usage.requested_mib)  # fmt: skip
+        state, exit_code, elapsed, cpu, cpus, rss, requested = measured
         rows.append({
             "task": timing["task"],
             "node": timing["node"],
@@ -88,10 +149,20 @@ def task_table(record: RunRecord, timings: list[dict[str, Any]]) -> pd.DataFrame
             "start_s": start - origin,
             "first_frame_s": first - origin,
             "end_s": end - origin,
-            "peak_rss_mib": timing.get("peak_rss_mib"),
-            "mem_requested_mib": timing.get("mem_requested_mib"),
+            "state": state,
+            "exit_code": exit_code,
+            "elapsed_s": elapsed,
+            "cpu_s": cpu,
+            "cpus": cpus,
+            "cpu_efficiency": cpu / (elapsed * cpus) if cpu is not None and elapsed else None,
+            "peak_rss_mib": rss,
+            "mem_requested_mib": requested,
+            "mem_efficiency": rss / requested if rss is not None and requested else None,
+            "source": source,
         })  # fmt: skip
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).astype({"cpu_s": float, "cpu_efficiency": float,
+                                       "peak_rss_mib": float, "mem_requested_mib": float,
+                                       "mem_efficiency": float})  # fmt: skip
     return table.sort_values(["start_s", "task"], ignore_index=True)
 
 
@@ -152,6 +223,41 @@ def memory_line(table: pd.DataFrame, assembly: AssemblyMemory | None) -> str:
     return "memory: " + ("; ".join(parts) if parts else "not measured")
 
 
+def efficiency_line(table: pd.DataFrame) -> str:
+    """What ``seff`` would say of the render tasks together: CPU and memory efficiency."""
+    parts = []
+    used = table.dropna(subset=["cpu_s"])
+    allocated = float((used["elapsed_s"] * used["cpus"]).sum())
+    if allocated > 0:
+        parts.append(f"CPU {float(used['cpu_s'].sum()) / allocated:.0%} of "
+                     f"{allocated:.1f} core-seconds allocated")  # fmt: skip
+    memory = table.dropna(subset=["peak_rss_mib", "mem_requested_mib"])
+    if len(memory):
+        peak, requested = (
+            float(memory["peak_rss_mib"].max()),
+            float(memory["mem_requested_mib"].max()),
+        )
+        parts.append(f"memory {peak / requested:.0%} of the {requested:.0f} MiB asked for, "
+                     f"at the largest task's peak ({peak:.0f} MiB)")  # fmt: skip
+    return "efficiency: " + ("; ".join(parts) if parts else "not measured")
+
+
+def source_line(table: pd.DataFrame, accounting: Accounting) -> str:
+    """Where the table's state, CPU and memory figures came from."""
+    sources = table["source"].value_counts()
+    from_sacct = len(table) - int(sources.get("timing file", 0))
+    if from_sacct == 0:
+        return f"source: the task timing files ({accounting.unavailable or 'no sacct record'})"
+    states = table.loc[table["source"] != "timing file", "state"].value_counts()
+    said = ", ".join(f"{count} {state}" for state, count in states.items())
+    line = f"source: sacct for {from_sacct} of {len(table)} tasks ({said})"
+    if (short := int(sources.get("sacct; MaxRSS: timing file", 0))) > 0:
+        line += f"; peak memory of {short} from their timing files (no MaxRSS sample)"
+    if (missing := int(sources.get("timing file", 0))) > 0:
+        line += f"; {missing} from their timing files only (not in sacct yet)"
+    return line
+
+
 def lanes(table: pd.DataFrame) -> list[str]:
     """A lane for each task: tasks on one node that never overlap share a lane.
 
@@ -171,7 +277,7 @@ def lanes(table: pd.DataFrame) -> list[str]:
     return names
 
 
-def draw_timeline(table: pd.DataFrame, record: RunRecord, summary: list[str], target: Path) -> None:
+def draw_timeline(table: pd.DataFrame, record: RunRecord, footer: list[str], target: Path) -> None:
     """The timeline picture: a bar per task in lanes, and core-seconds by node and phase."""
     import pandas as pd
     import seaborn as sns
@@ -241,9 +347,9 @@ def draw_timeline(table: pd.DataFrame, record: RunRecord, summary: list[str], ta
         phases.set_ylabel("")
         phases.set_title("core time by phase", fontsize=11, pad=24)
         phases.legend(fontsize=8)
-        figure.text(0.01, 0.015, f"run {record.run_id}.   " + "   ".join(summary[1:3])
-                    + "\n" + summary[-1], fontsize=8, color="0.25")  # fmt: skip
-        figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.16, wspace=0.22)
+        figure.text(0.01, 0.012, f"run {record.run_id}.   " + "\n".join(footer), fontsize=8,
+                    color="0.25")  # fmt: skip
+        figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.2, wspace=0.22)
         write_atomically(target, lambda temporary: figure.savefig(temporary, format="png"))
 
 
@@ -257,15 +363,17 @@ def write_report(paths: ProjectPaths) -> Report:
         logger.warning("report: %s", problem)
     if not timings:
         raise RuntimeError(f"no task timing files of run {record.run_id} in {paths.timing}")
-    table = task_table(record, timings)
-    summary = [*summary_lines(table, record.mode_is_slurm),
-               memory_line(table, record.assembly_memory)]  # fmt: skip
+    accounting = read_accounting(record)
+    table = task_table(record, timings, accounting)
+    times = summary_lines(table, record.mode_is_slurm)
+    efficiency, memory = efficiency_line(table), memory_line(table, record.assembly_memory)
+    summary = [*times, efficiency, memory, source_line(table, accounting)]
     paths.report.mkdir(parents=True, exist_ok=True)
     csv = paths.report / TASKS_CSV
     write_atomically(csv, lambda temporary: table.to_csv(temporary, index=False,
                                                          float_format="%.3f"))  # fmt: skip
     timeline = paths.report / TIMELINE_PNG
-    draw_timeline(table, record, summary, timeline)
+    draw_timeline(table, record, ["   ".join(times[1:3]), efficiency, memory], timeline)
     text = "\n".join(summary) + "\n"
     write_atomically(paths.report / SUMMARY_TXT, lambda temporary: temporary.write_text(text))
     return Report(csv, timeline, summary)

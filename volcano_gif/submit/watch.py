@@ -15,6 +15,7 @@ and 1 otherwise, with the command that finishes the run.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
@@ -33,6 +34,8 @@ from volcano_gif.run.record import RunState
 from volcano_gif.run.record import require_record
 from volcano_gif.run.record import run_is_complete
 from volcano_gif.task.frames import frames_on_disk
+
+logger = logging.getLogger(__name__)
 
 FIRST_INTERVAL = 2.0
 LAST_INTERVAL = 30.0
@@ -185,7 +188,7 @@ def watch_run(
             break
         sleep(interval)
         interval = min(interval * BACKOFF, last_interval)
-    return verdict(paths, record.run_id, out)
+    return verdict(paths, record.run_id, out, accounting=accounting)
 
 
 def _watch_local(
@@ -208,11 +211,22 @@ def _watch_local(
     return verdict(paths, record.run_id, out)
 
 
-def verdict(paths: ProjectPaths, run_id: str, out: TextIO) -> int:
-    """Say how the run ended: the outputs and the report, or what is wrong and the fix."""
+def verdict(paths: ProjectPaths, run_id: str, out: TextIO, *, accounting: bool = False) -> int:
+    """Say how the run ended: the outputs and the report, or what is wrong and the fix.
+
+    With accounting, a report the assembly wrote before slurmdbd had its tasks
+    (it is told a moment after each ends) is written again, from sacct.
+    """
     record = require_record(paths)
     if record.run_id == run_id and run_is_complete(paths, record):
         summary = paths.report / "summary.txt"
+        if accounting and summary.is_file() and "source: sacct" not in summary.read_text():
+            from volcano_gif.run.report import write_report
+
+            try:
+                write_report(paths)
+            except Exception as error:  # noqa: BLE001  (the assembly's report stays)
+                logger.warning("report not rewritten from sacct: %s", error)
         print(f"run {run_id} assembled: {record.outputs['gif'].path} and "
               f"{record.outputs['mp4'].path}, frames in {record.outputs['archive'].path}; "
               "checksums verified", file=out)  # fmt: skip

@@ -79,6 +79,8 @@ class TaskTiming:
     end: float | None = None
     peak_rss_mib: float | None = None  # the process's peak resident memory, at its end
     mem_requested_mib: float | None = None  # the job's --mem, on Slurm
+    cpu_s: float | None = None  # the process's user and system CPU time, at its end
+    cpus: int = 1  # the CPUs it was given: its Slurm allocation on the node, else one
 
     @classmethod
     def for_slurm_task(cls, job_id: str, array_task: int) -> TaskTiming:
@@ -99,9 +101,12 @@ class TaskTiming:
         self.frames.append([frame, started, time.time()])
 
     def save(self, folder: Path) -> Path:
-        """Write this timing, with the peak memory so far, to ``folder/<task>.json`` atomically."""
+        """Write this timing (with peak memory and CPU time so far) to ``folder/<task>.json``."""
         self.peak_rss_mib = round(peak_memory_mib(), 1)
         self.mem_requested_mib = requested_memory_mib()
+        used = os.times()
+        self.cpu_s = round(used.user + used.system, 3)
+        self.cpus = int(os.environ.get("SLURM_CPUS_ON_NODE") or 1)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{self.task}.json"
         write_json_atomically(target, asdict(self))
