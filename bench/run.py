@@ -3,6 +3,7 @@
     python -m bench.run            # full mode: 360 frames, 3 repeats (the published table)
     python -m bench.run --quick    # 24 frames, 1 repeat: a smoke test, not for publishing
     python -m bench.run --scale    # time and peak memory at 360, 1200, 3600 frames (bench/scale.py)
+    python -m bench.run --class 10 30  # a class at once: RPCs by type (bench/classroom.py)
 
 Settings, each timed from start to GIF, MP4 and archive on disk:
 
@@ -345,7 +346,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "as the frame count grows (see bench/scale.py)")  # fmt: skip
     parser.add_argument("--scale-frames", type=int, nargs="+", metavar="N",
                         help="frame counts of --scale (default 360 1200 3600)")  # fmt: skip
+    parser.add_argument("--class", dest="class_sizes", type=int, nargs="*", metavar="N",
+                        help="the class benchmark instead: N learners submitting and watching "
+                        "at once on one controller, RPCs from sdiag (default 10 30; see "
+                        "bench/classroom.py)")  # fmt: skip
+    parser.add_argument("--class-frames", type=int, metavar="F",
+                        help="frames per learner in --class (default 72)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.class_sizes is not None:
+        from bench import classroom
+
+        sizes = args.class_sizes or classroom.DEFAULT_CLASS_SIZES
+        return classroom.main(sizes, args.class_frames or classroom.DEFAULT_FRAMES, args.output)
     if args.scale or args.scale_frames:
         from bench import scale
 
