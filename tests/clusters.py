@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,25 @@ def accounting_slurm() -> Iterator[Cluster]:
     """A third two-node cluster that keeps accounting: MariaDB, slurmdbd, sacct."""
     cluster = Cluster(Path("/tmp/volcano-slurm-accounting"), nodes=2, port=17317,
                       accounting=True)  # fmt: skip
+    yield from _start_cluster(cluster)
+
+
+#: The tutorial's cluster: always started from a new state folder.
+TUTORIAL_CLUSTER = Path("/tmp/volcano-slurm-tutorial")
+
+
+@pytest.fixture(scope="session")
+def tutorial_slurm() -> Iterator[Cluster]:
+    """The tutorial's own two-node cluster with accounting, from a new state folder.
+
+    As a reader's first cluster is: job ids start from 1, no jobs in the queue,
+    an empty accounting database. So docs/tutorial.md passes alone and in the
+    suite alike: no test that ran before can change what it shows.
+    """
+    cluster = Cluster(TUTORIAL_CLUSTER, nodes=2, port=17617, accounting=True)
+    if TUTORIAL_CLUSTER.exists():
+        stop(cluster)  # what an earlier, interrupted session left running
+        shutil.rmtree(TUTORIAL_CLUSTER)
     yield from _start_cluster(cluster)
 
 

@@ -99,14 +99,18 @@ def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
 
     # The report reads the same from one sacct call, with what seff would say.
     summary, table = _report(accounting_slurm, project)
-    assert summary[-1] == "source: sacct for 2 of 2 tasks (2 COMPLETED)", summary
+    assert summary[-1] == (
+        "source: sacct for 2 of 2 tasks (2 COMPLETED); peak memory: the larger of each task's "
+        "own high-water mark and sacct's MaxRSS (sampled for 2)"
+    ), summary
     assert table["state"].tolist() == ["COMPLETED"] * 2
     assert table["exit_code"].tolist() == ["0:0"] * 2
     assert table["mem_requested_mib"].tolist() == [256.0] * 2
     peaks = {row[0].removesuffix(".batch"): int(row[4][:-1]) / 1024 for row in steps.values()}
-    assert table["peak_rss_mib"].tolist() == pytest.approx(
+    assert table["maxrss_mib"].tolist() == pytest.approx(
         [peaks[task.removeprefix("slurm-")] for task in table["task"]], abs=1e-3
     )
+    assert (table["peak_rss_mib"] >= table["maxrss_mib"]).all()
     assert ((table["cpu_efficiency"] > 0.3) & (table["cpu_efficiency"] <= 1.0)).all(), table
     (efficiency,) = [line for line in summary if line.startswith("efficiency: ")]
     assert re.fullmatch(r"efficiency: CPU \d+% of [\d.]+ core-seconds allocated; memory \d+% of "
@@ -146,11 +150,10 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
     assert result.stdout == f"{project / 'output/gifs/volcano.gif'}\n"
     # The assembly's report came before slurmdbd knew its tasks had ended: the watch
     # wrote it again from sacct, and shows it.
-    assert "  source: sacct for 2 of 2 tasks (2 COMPLETED)" in result.stderr
-    # The report of a run Slurm has forgotten: from sacct. These tasks are too short for
-    # jobacct_gather's first sample, so their peak memory may come from the timing files.
+    assert "  source: sacct for 2 of 2 tasks (2 COMPLETED); peak memory: " in result.stderr
+    # The report of a run Slurm has forgotten: from sacct.
     summary, table = _report(accounting_slurm, project)
-    assert summary[-1].startswith("source: sacct for 2 of 2 tasks (2 COMPLETED)"), summary
+    assert summary[-1].startswith("source: sacct for 2 of 2 tasks (2 COMPLETED); "), summary
     assert table["state"].tolist() == ["COMPLETED"] * 2
 
 

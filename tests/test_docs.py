@@ -106,12 +106,68 @@ def test_the_tutorial_runs_nearly_every_block_and_says_which_it_does_not() -> No
     assert set(fences) == {"console", ""}  # no shell block escapes the tests
 
 
-@pytest.mark.parametrize("section", range(1, 10))
-def test_every_tutorial_section_ends_with_an_exercise(section: int) -> None:
+EPISODES = range(1, 9)
+
+
+def _episode(number: int) -> str:
     parts = re.split(r"^## ", TUTORIAL, flags=re.MULTILINE)
-    (body,) = [part for part in parts if part.startswith(f"{section}. ")]
+    (body,) = [part for part in parts if part.startswith(f"{number}. ")]
+    return body
+
+
+@pytest.mark.parametrize("number", EPISODES)
+def test_every_episode_has_questions_objectives_an_exercise_and_key_points(number: int) -> None:
+    body = _episode(number)
+    title = body.splitlines()[0]
+    assert "\n**Questions:** " in body
+    assert "\n**Objectives:** " in body
     assert "<details><summary>Exercise:" in body
-    assert body.rstrip().endswith("</details>")
+    assert body.rstrip().split("\n\n")[-2:][0] == "**Key points**", title
+    # ... and a row in the schedule: core or optional, teaching and exercise minutes.
+    schedule = TUTORIAL[TUTORIAL.index("**Schedule.**") : TUTORIAL.index("**Set-up.**")]
+    (row,) = [line for line in schedule.splitlines() if line.startswith(f"| [{title}]")]
+    assert re.search(r"\| (core|optional) \| \d+ min \| \d+ min \| \d+ s \|$", row), row
+
+
+def _commands() -> list[tuple[int, str]]:
+    """(line, command) of every command the tutorial runs, in order."""
+    return [(line, step.command) for line, source, skipped in _console_blocks() if not skipped
+            for step in parse_console(source)]  # fmt: skip
+
+
+def test_the_learner_types_their_own_sbatch_before_submit_gif_job_appears() -> None:
+    commands = [command for _, command in _commands()]
+    first_sbatch = next(k for k, command in enumerate(commands) if "sbatch " in command)
+    first_wrapper = next(k for k, command in enumerate(commands) if "submit-gif-job" in command)
+    assert first_sbatch < first_wrapper
+    assert "my-frames.sh" in commands[first_sbatch]
+    assert TUTORIAL.index("sbatch --parsable --hold my-frames.sh") < TUTORIAL.index(
+        "submit-gif-job"
+    )
+
+
+def test_the_tutorial_is_safe_and_portable_on_a_shared_cluster() -> None:
+    for line, command in _commands():
+        for squeue in re.findall(r"squeue[^|;&]*", command):
+            assert "--me" in squeue or " -u " in squeue, f"line {line}: {squeue}"
+        for seconds in re.findall(r"\bsleep (\d+)", command):
+            assert int(seconds) >= 10, f"line {line}: poll every 10 s or more: {command}"
+        assert "/dev/null" not in command, f"line {line}: never throw stderr away: {command}"
+        assert not re.search(r"\bsed\b[^|]*s/", command), f"line {line}: no sed on output"
+        assert not re.search(r"\btree\b", command), f"line {line}: tree differs by version"
+        assert "$FRAMES" not in command, f"line {line}: a variable lost on reconnect"
+    assert "debug" not in TUTORIAL  # the test cluster's partition is not the reader's
+
+
+def test_the_instructor_notes_have_the_class_size_table() -> None:
+    notes = (REPO / "docs/instructors.md").read_text()
+    assert "(instructors.md)" in TUTORIAL
+    for heading in ("## What to ask the site for", "## How many jobs a class makes",
+                    "## What to recommend", "## Errors learners hit", "## Timings"):  # fmt: skip
+        assert heading in notes, heading
+    table = notes[notes.index("## How many jobs a class makes") :]
+    for learners in (1, 10, 30):
+        assert re.search(rf"^\| {learners} \|", table, flags=re.MULTILINE), learners
 
 
 def test_the_tutorial_pictures_exist() -> None:

@@ -110,26 +110,21 @@ def test_summary_shows_each_jobs_peak_memory_next_to_what_it_asked_for(tmp_path:
     )
 
 
-def _sacct_lines(task: int, state: str = "COMPLETED", rss: str = "69632K") -> list[str]:
+def _sacct_lines(task: int, state: str = "COMPLETED", rss: str = "81920K") -> list[str]:
     """sacct's lines for task ``task`` of array 55: the allocation, its batch and extern steps."""
     return [
         f"55_{task}|{state}|0:0|4|00:02.500|2||256M|n1",
         f"55_{task}.batch|{state}|0:0|4|00:02.500|2|{rss}|256M|n1",
-        f"55_{task}.extern|COMPLETED|0:0|4|00:00:00|2|1024K|256M|n1",
+        f"55_{task}.extern|COMPLETED|0:0|4|00:00:00|2|102400K|256M|n1",
     ]
 
 
 def test_with_accounting_the_report_takes_state_cpu_and_memory_from_one_sacct_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sacct: Path
 ) -> None:
-    lines = [
-        *_sacct_lines(1),
-        *_sacct_lines(2, "FAILED"),
-        *_sacct_lines(3, rss="0"),
-        *_sacct_lines(4),
-        *_sacct_lines(5),
-        "55_[6]|PENDING|0:0|0|00:00:00|1||256M|None",
-    ]
+    lines = [*_sacct_lines(1), *_sacct_lines(2, "FAILED"), *_sacct_lines(3, rss="0"),
+             *_sacct_lines(4, rss="70M"), *_sacct_lines(5),
+             "55_[6]|PENDING|0:0|0|00:00:00|1||256M|None"]  # fmt: skip
     monkeypatch.setenv("FAKE_SACCT_OUTPUT", ";".join(lines))
     report = write_report(_run(tmp_path))
     (call,) = slurm_calls(fake_sacct, "sacct")
@@ -139,23 +134,26 @@ def test_with_accounting_the_report_takes_state_cpu_and_memory_from_one_sacct_ca
         "JobID,State,ExitCode,ElapsedRaw,TotalCPU,AllocCPUS,MaxRSS,ReqMem,NodeList",
     ]  # fmt: skip
     table = pd.read_csv(report.tasks_csv)
-    assert table["source"].tolist() == ["sacct", "sacct", "sacct; MaxRSS: timing file", "sacct",
-                                        "sacct", "timing file"]  # fmt: skip
+    assert table["source"].tolist() == ["sacct"] * 5 + ["timing file"]
     assert table["state"].fillna("").tolist() == ["COMPLETED", "FAILED", "COMPLETED",
                                                   "COMPLETED", "COMPLETED", ""]  # fmt: skip
-    assert table["peak_rss_mib"].tolist() == [68.0, 68.0, 73.0, 68.0, 68.0, 76.0]
+    # MaxRSS of the batch step (never the extern step's), where sampled: 80 MiB, 70 MiB...
+    assert table["maxrss_mib"].fillna(0).tolist() == [80.0, 80.0, 0, 70.0, 80.0, 0]
+    # ... and the peak: the larger of that and the task's own high-water mark (70 + task).
+    assert table["peak_rss_mib"].tolist() == [80.0, 80.0, 73.0, 74.0, 80.0, 76.0]
     # 2.5 s of CPU in 4 s on 2 CPUs: 31%, as seff would say; the timing file's task: 1 s in 1.25.
     assert table["cpu_efficiency"].tolist() == pytest.approx([0.3125] * 5 + [0.8], abs=1e-3)
     assert table["mem_efficiency"].tolist() == pytest.approx(
-        [mib / 256 for mib in (68.0, 68.0, 73.0, 68.0, 68.0, 76.0)], abs=1e-3
+        [mib / 256 for mib in (80.0, 80.0, 73.0, 74.0, 80.0, 76.0)], abs=1e-3
     )
     assert report.summary[-3] == (
         "efficiency: CPU 33% of 41.2 core-seconds allocated; "
-        "memory 30% of the 256 MiB asked for, at the largest task's peak (76 MiB)"
+        "memory 31% of the 256 MiB asked for, at the largest task's peak (80 MiB)"
     )
     assert report.summary[-1] == (
-        "source: sacct for 5 of 6 tasks (4 COMPLETED, 1 FAILED); peak memory of 1 from their "
-        "timing files (no MaxRSS sample); 1 from their timing files only (not in sacct yet)"
+        "source: sacct for 5 of 6 tasks (4 COMPLETED, 1 FAILED); peak memory: the larger of "
+        "each task's own high-water mark and sacct's MaxRSS (sampled for 4); 1 from their "
+        "timing files only (not in sacct yet)"
     )
 
 

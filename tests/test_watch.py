@@ -53,3 +53,27 @@ def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
     ]
     assert code == 1  # COMPLETED, but no verified GIF: the watch says so
     assert lines[-1] == "finish it with: bash submit-gif-job --resume"
+
+
+@pytest.mark.parametrize(
+    ("listed", "sleeps"),
+    [
+        ([3, 10, 24], [2.0, 3.0]),  # slurmdbd catches up: stop as soon as sacct has every task
+        ([3] * 20, [2.0, 3.0, 4.5, 6.75, 10.125, 15.1875]),  # it never does: give up after 30 s
+    ],
+)  # fmt: skip
+def test_the_watch_rewrites_the_report_until_sacct_has_every_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: list[int], sleeps: list[float]
+) -> None:
+    from volcano_gif.run import report
+    from volcano_gif.submit.watch import report_from_accounting
+
+    answers = iter(listed)
+
+    def write_report(paths: ProjectPaths) -> report.Report:
+        return report.Report(tmp_path / "t.csv", tmp_path / "t.png", [], 24, next(answers))
+
+    monkeypatch.setattr(report, "write_report", write_report)
+    slept: list[float] = []
+    report_from_accounting(ProjectPaths(tmp_path), slept.append)
+    assert slept == sleeps

@@ -4,13 +4,14 @@ sybil finds the blocks; this module parses each into commands (``$ ``, with
 ``> `` continuation lines) and the output shown under them, runs the commands
 in one bash session on the localhost Slurm of the ``slurm`` fixture, in a
 fresh copy of the project, and compares what they print with what the page
-shows. Shown output may use four wildcards and nothing else:
+shows. Shown output may use five wildcards and nothing else:
 
 * ``<id>``: a job id;
 * ``<time>``: a date, a clock time, a duration, or a number computed from
   measured durations (a rate, a share, a recommended frames per task);
 * ``<node>``: a node name;
-* ``<size>``: a file size.
+* ``<size>``: a file size;
+* ``<name>``: a user or partition name (the site's, and the reader's own).
 
 The project's folder is shown as ``~/volcano``. Whitespace runs count as one
 space. A command that exits with a non-zero status fails the block: the page
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ WILDCARDS = {
     ),
     "<node>": r"[A-Za-z][\w.-]*",
     "<size>": r"\d+(?:\.\d+)?\s?[KMGT]?i?B?",
+    "<name>": r"[A-Za-z_][\w.-]*",
 }
 _WILDCARD_RE = re.compile("|".join(re.escape(token) for token in WILDCARDS))
 
@@ -175,7 +178,7 @@ def fresh_checkout(target: Path) -> Path:
 
 def _session(namespace: dict[str, Any]) -> tuple[ShellSession, Path]:
     if "session" not in namespace:
-        cluster = namespace["slurm"]
+        cluster = namespace["tutorial_slurm"]
         scratch = Path(tempfile.mkdtemp(prefix="tutorial-"))
         root = fresh_checkout(scratch / "volcano")
         scripts = str(Path(sys.executable).parent)  # as if .venv were activated
@@ -204,13 +207,16 @@ RECORD = os.environ.get("VOLCANO_TUTORIAL_RECORD")
 def evaluate_console(example: Example) -> None:
     session, root = _session(example.namespace)
     for step in parse_console(str(example.parsed)):
+        began = time.monotonic()
         printed, status = session.run(step.command)
+        took = time.monotonic() - began
         printed = [line.replace(str(root), SHOWN_ROOT) for line in printed]
         if RECORD:
             with open(RECORD, "a", encoding="utf-8") as record:
                 shown = step.command.replace("\n", "\n> ")
                 record.write(f"$ {shown}\n" + "".join(f"{line}\n" for line in printed)
-                             + (f"[exit status {status}]\n" if status else ""))  # fmt: skip
+                             + (f"[exit status {status}]\n" if status else "")
+                             + f"[line {example.line}: {took:.1f} s]\n")  # fmt: skip
             continue
         if status != 0:
             raise AssertionError(f"exit status {status}: $ {step.command}\n" + "\n".join(printed))
@@ -235,6 +241,6 @@ def tutorial_sybil() -> Sybil:
         parsers=[CodeBlockParser("console", evaluate_console), SkipParser()],
         path=str(REPO / "docs"),
         patterns=["tutorial.md"],
-        fixtures=["slurm"],
+        fixtures=["tutorial_slurm"],
         teardown=_teardown,
     )

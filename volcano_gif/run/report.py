@@ -64,6 +64,12 @@ class Report:
     tasks_csv: Path
     timeline_png: Path
     summary: list[str]
+    tasks: int = 0
+    from_sacct: int = 0  # tasks whose state, CPU time and memory sacct gave
+
+    @property
+    def sacct_has_every_task(self) -> bool:
+        return self.from_sacct == self.tasks
 
 
 def _epoch(iso_time: str | None) -> float | None:
@@ -125,16 +131,16 @@ def task_table(
         measured: tuple[str | None, str | None, float, float | None, int, float | None,
                         float | None]  # fmt: skip
         if usage is None:
-            source = "timing file"
+            source, sampled = "timing file", None
             measured = (None, None, end - start, timing.get("cpu_s"), timing.get("cpus") or 1,
                         peak, timing.get("mem_requested_mib"))  # fmt: skip
         else:
-            source = "sacct" if usage.max_rss_mib is not None else "sacct; MaxRSS: timing file"
-            # sacct counts whole seconds; the job ran at least as long as its Python process.
+            # sacct counts whole seconds (the job ran at least as long as its Python process)
+            # and samples memory once a second (the process's own high-water mark can be more).
+            source, sampled = "sacct", usage.max_rss_mib
+            highest = max((mib for mib in (sampled, peak) if mib is not None), default=None)
             measured = (usage.state, usage.exit_code, max(usage.elapsed_s, end - start),
-                        usage.cpu_s, usage.cpus,
-                        usage.max_rss_mib if usage.max_rss_mib is not None else peak,
-                        usage.requested_mib)  # fmt: skip
+                        usage.cpu_s, usage.cpus, highest, usage.requested_mib)  # fmt: skip
         state, exit_code, elapsed, cpu, cpus, rss, requested = measured
         rows.append({
             "task": timing["task"],
@@ -155,12 +161,13 @@ def task_table(
             "cpu_s": cpu,
             "cpus": cpus,
             "cpu_efficiency": cpu / (elapsed * cpus) if cpu is not None and elapsed else None,
+            "maxrss_mib": sampled,
             "peak_rss_mib": rss,
             "mem_requested_mib": requested,
             "mem_efficiency": rss / requested if rss is not None and requested else None,
             "source": source,
         })  # fmt: skip
-    table = pd.DataFrame(rows).astype({"cpu_s": float, "cpu_efficiency": float,
+    table = pd.DataFrame(rows).astype({"cpu_s": float, "cpu_efficiency": float, "maxrss_mib": float,
                                        "peak_rss_mib": float, "mem_requested_mib": float,
                                        "mem_efficiency": float})  # fmt: skip
     return table.sort_values(["start_s", "task"], ignore_index=True)
@@ -250,9 +257,10 @@ def source_line(table: pd.DataFrame, accounting: Accounting) -> str:
         return f"source: the task timing files ({accounting.unavailable or 'no sacct record'})"
     states = table.loc[table["source"] != "timing file", "state"].value_counts()
     said = ", ".join(f"{count} {state}" for state, count in states.items())
-    line = f"source: sacct for {from_sacct} of {len(table)} tasks ({said})"
-    if (short := int(sources.get("sacct; MaxRSS: timing file", 0))) > 0:
-        line += f"; peak memory of {short} from their timing files (no MaxRSS sample)"
+    sampled = int(table["maxrss_mib"].notna().sum())
+    line = (f"source: sacct for {from_sacct} of {len(table)} tasks ({said}); peak memory: the "
+            f"larger of each task's own high-water mark and sacct's MaxRSS (sampled for "
+            f"{sampled})")  # fmt: skip
     if (missing := int(sources.get("timing file", 0))) > 0:
         line += f"; {missing} from their timing files only (not in sacct yet)"
     return line
@@ -376,7 +384,7 @@ def write_report(paths: ProjectPaths) -> Report:
     draw_timeline(table, record, ["   ".join(times[1:3]), efficiency, memory], timeline)
     text = "\n".join(summary) + "\n"
     write_atomically(paths.report / SUMMARY_TXT, lambda temporary: temporary.write_text(text))
-    return Report(csv, timeline, summary)
+    return Report(csv, timeline, summary, len(table), int((table["source"] == "sacct").sum()))
 
 
 def write_report_safely(paths: ProjectPaths) -> Report | None:

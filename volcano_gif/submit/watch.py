@@ -16,6 +16,7 @@ and 1 otherwise, with the command that finishes the run.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -188,7 +189,7 @@ def watch_run(
             break
         sleep(interval)
         interval = min(interval * BACKOFF, last_interval)
-    return verdict(paths, record.run_id, out, accounting=accounting)
+    return verdict(paths, record.run_id, out, accounting=accounting, sleep=sleep)
 
 
 def _watch_local(
@@ -211,22 +212,24 @@ def _watch_local(
     return verdict(paths, record.run_id, out)
 
 
-def verdict(paths: ProjectPaths, run_id: str, out: TextIO, *, accounting: bool = False) -> int:
+def verdict(
+    paths: ProjectPaths,
+    run_id: str,
+    out: TextIO,
+    *,
+    accounting: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Say how the run ended: the outputs and the report, or what is wrong and the fix.
 
     With accounting, a report the assembly wrote before slurmdbd had its tasks
-    (it is told a moment after each ends) is written again, from sacct.
+    is written again from sacct (see :func:`report_from_accounting`).
     """
     record = require_record(paths)
     if record.run_id == run_id and run_is_complete(paths, record):
         summary = paths.report / "summary.txt"
-        if accounting and summary.is_file() and "source: sacct" not in summary.read_text():
-            from volcano_gif.run.report import write_report
-
-            try:
-                write_report(paths)
-            except Exception as error:  # noqa: BLE001  (the assembly's report stays)
-                logger.warning("report not rewritten from sacct: %s", error)
+        if accounting and summary.is_file() and not _from_sacct_entirely(summary.read_text()):
+            report_from_accounting(paths, sleep)
         print(f"run {run_id} assembled: {record.outputs['gif'].path} and "
               f"{record.outputs['mp4'].path}, frames in {record.outputs['archive'].path}; "
               "checksums verified", file=out)  # fmt: skip
@@ -243,6 +246,40 @@ def verdict(paths: ProjectPaths, run_id: str, out: TextIO, *, accounting: bool =
               + (" ..." if len(missing) > 20 else ""), file=out)  # fmt: skip
     print(f"finish it with: {RESUME_COMMAND}", file=out)
     return 1
+
+
+def _from_sacct_entirely(summary: str) -> bool:
+    """True if the report's source line says sacct gave every task."""
+    counts = re.search(r"^source: sacct for (\d+) of (\d+) tasks", summary, flags=re.MULTILINE)
+    return counts is not None and counts.group(1) == counts.group(2)
+
+
+#: How long the watch waits for slurmdbd to hold every task, in seconds.
+ACCOUNTING_WAIT = 30.0
+
+
+def report_from_accounting(paths: ProjectPaths, sleep: Callable[[float], None]) -> None:
+    """Write the report again, from sacct, once slurmdbd holds every task of the run.
+
+    slurmctld tells slurmdbd of each ended task a moment later, in batches: for
+    a few seconds after the assembly ends, sacct may lack some. These calls go
+    to slurmdbd, not to the controller. Once it has waited ``ACCOUNTING_WAIT`` s
+    or more, the report stays as it is then; its source line says what came from where.
+    """
+    from volcano_gif.run.report import write_report
+
+    waited, interval = 0.0, 2.0
+    while True:
+        try:
+            report = write_report(paths)
+        except Exception as error:  # noqa: BLE001  (the assembly's report stays)
+            logger.warning("report not rewritten from sacct: %s", error)
+            return
+        if report.sacct_has_every_task or waited >= ACCOUNTING_WAIT:
+            return
+        sleep(interval)
+        waited += interval
+        interval *= BACKOFF
 
 
 def _tasks_of(spec: str) -> list[int]:
