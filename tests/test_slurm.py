@@ -280,7 +280,7 @@ def test_a_second_submission_is_refused_while_the_first_runs(slurm: Cluster, pro
     (line,) = refused.stderr.splitlines()
     assert f"still has jobs in the queue: {array_id} (" in line
     assert f"{gif_id} (PENDING)" in line
-    assert f"squeue -j {array_id},{gif_id}" in line
+    assert f"squeue --me -j {array_id},{gif_id}" in line
     assert "bash submit-gif-job --cancel" in line
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
     again = submit_run(slurm, project, "--frames", "2")  # the folder is free again

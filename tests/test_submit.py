@@ -43,7 +43,7 @@ def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
     ]  # fmt: skip
     assert {call["cwd"] for call in calls} == {str(project)}
     assert result.stdout == "frames job: 1001 (array 1-360)\ngif job: 1002 (afterany:1001)\n"
-    assert "squeue -j 1001,1002" in result.stderr
+    assert "squeue --me -j 1001,1002" in result.stderr
     assert (project / "output" / "slurm_files").is_dir()
     # output/run.json holds exactly the commands that sbatch received, byte for byte:
     # the script hands back the argv it ran; nothing is predicted or patched.
@@ -210,7 +210,7 @@ def test_a_second_run_is_refused_while_the_first_ones_jobs_are_queued(
     assert again.returncode == 2
     (line,) = again.stderr.splitlines()
     assert "still has jobs in the queue: 1001 (RUNNING), 1002 (PENDING)" in line
-    assert "squeue -j 1001,1002" in line
+    assert "squeue --me -j 1001,1002" in line
     assert "bash submit-gif-job --cancel" in line
     assert len(sbatch_calls(_log(tmp_path))) == 2  # only the first run's
     squeues = slurm_calls(_log(tmp_path), "squeue")

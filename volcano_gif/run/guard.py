@@ -143,7 +143,7 @@ def refuse_if_active(paths: ProjectPaths, record: RunRecord | None) -> None:
         ids = ",".join(queued)
         raise FolderBusyError(
             f"run {record.run_id} still has jobs in the queue: {jobs}. One run per folder: "
-            f"wait for them (squeue -j {ids}, or volcano-gif watch) or cancel them "
+            f"wait for them (squeue --me -j {ids}, or volcano-gif watch) or cancel them "
             f"(bash {SUBMIT_SCRIPT} --cancel)"
         )
 

@@ -524,7 +524,7 @@ def record_main(argv: Sequence[str]) -> int:
         from volcano_gif.submit.watch import watch_run
 
         return watch_run(paths)
-    logger.info("follow the run with: squeue -j %s  (or: volcano-gif watch)", jobs)
+    logger.info("follow the run with: squeue --me -j %s  (or: volcano-gif watch)", jobs)
     logger.info("logs: %s/", paths.slurm_logs)
     return 0
 
