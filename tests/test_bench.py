@@ -43,3 +43,22 @@ def test_quick_benchmark_runs_both_settings_and_writes_json(slurm: Cluster, tmp_
         in (result.stdout)
     )
     assert record["gif_quality"]["ours"]["psnr_db"] >= 45
+
+
+def test_a_class_of_two_learners_makes_two_gifs_and_sdiag_counts_their_submissions(
+    slurm: Cluster, tmp_path: Path
+) -> None:
+    from bench.classroom import run_class
+    from bench.classroom import table
+    from tools.workspace import run_env
+
+    env = run_env({"SLURM_CONF": str(slurm.conf)})
+    result, learners = run_class(2, 4, 2, env, tmp_path)
+    assert [learner.error for learner in learners] == ["", ""]
+    assert (result.gifs, result.jobs) == (2, 2 * (2 + 1))
+    # sdiag was reset first: each learner's submit-gif-job made its two sbatch calls.
+    assert result.rpcs["REQUEST_SUBMIT_BATCH_JOB"] == 4
+    assert result.rpcs["REQUEST_COMPLETE_BATCH_SCRIPT"] == 2 * 3  # 2 tasks and the assembly
+    rows = table([result]).splitlines()
+    assert rows[0].startswith("| learners | frames/task | jobs queued | time to last GIF (s) |")
+    assert rows[2].startswith("| 2 | 2 | 6 | ")
