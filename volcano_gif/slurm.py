@@ -257,10 +257,15 @@ def sacct_states(job_ids: list[str]) -> list[JobLine]:
     lines = []
     for line in output.splitlines():
         job, _, state = line.partition("|")
-        base, _, task = job.partition("_")
-        lines.append(JobLine(base, int(task) if task.isdigit() else None,
-                             state.split()[0] if state else "", "None"))  # fmt: skip
+        base, task = _job_and_task(job)
+        lines.append(JobLine(base, task, state.split()[0] if state else "", "None"))
     return lines
+
+
+def _job_and_task(sacct_job_id: str) -> tuple[str, int | None]:
+    """``12_3`` is task 3 of array 12; ``12`` and ``12_[4-9]`` (not started) have no task."""
+    base, _, task = sacct_job_id.partition("_")
+    return base, int(task) if task.isdigit() else None
 
 
 #: What the report asks ``sacct`` for: what ``seff`` reads, and the node.
@@ -334,15 +339,15 @@ def sacct_usage(job_ids: list[str], since: str | None = None) -> list[Usage]:
             allocations[allocation] = fields
     usages = []
     for job, fields in allocations.items():
-        base, _, task = job.partition("_")
-        if task and not task.isdigit():  # "12_[3-10]": tasks not started yet
+        base, task = _job_and_task(job)
+        if task is None and "_" in job:  # "12_[3-10]": tasks not started yet
             continue
         cpus = int(fields[5]) if fields[5].isdigit() else 1
         requested = memory_mib(fields[7])
         if requested is not None and fields[7].endswith("c"):  # per CPU, before 21.08
             requested *= cpus
         usages.append(Usage(
-            base, int(task) if task else None, (fields[1].split() or [""])[0], fields[2],
+            base, task, (fields[1].split() or [""])[0], fields[2],
             float(fields[3]) if fields[3].isdigit() else 0.0, cpu_seconds(fields[4] or "0"),
             cpus, step_peaks.get(job) or memory_mib(fields[6]), requested, fields[8],
         ))  # fmt: skip

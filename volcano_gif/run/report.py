@@ -19,9 +19,9 @@ with the submission times from ``output/run.json``, and writes:
 On Slurm, state, exit code, elapsed, CPU time and peak memory come from one
 ``sacct`` call when the cluster keeps accounting, so the report also works for
 a run whose jobs left ``squeue`` long ago. Where sacct is missing or fails
-(no slurmdbd, or it is down), and for what it lacks (a task too short for
-accounting's first memory sample), the task timing files stand in; the
-summary's ``source:`` line says which was used.
+(no slurmdbd, or it is down), or lacks a task, the task timing files stand in;
+a task's peak memory is the larger of sacct's sampled MaxRSS and its own
+high-water mark. The summary's ``source:`` line says which was used.
 
 pandas and seaborn are imported here only: never by a render task. A report
 that fails never fails the run: :func:`write_report_safely` logs why instead.
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -264,6 +265,14 @@ def source_line(table: pd.DataFrame, accounting: Accounting) -> str:
     if (missing := int(sources.get("timing file", 0))) > 0:
         line += f"; {missing} from their timing files only (not in sacct yet)"
     return line
+
+
+def written_from_sacct_entirely(paths: ProjectPaths) -> bool:
+    """True if the report on disk says (in its source line) that sacct gave every task."""
+    summary = paths.report / SUMMARY_TXT
+    text = summary.read_text() if summary.is_file() else ""
+    counts = re.search(r"^source: sacct for (\d+) of (\d+) tasks", text, flags=re.MULTILINE)
+    return counts is not None and counts.group(1) == counts.group(2)
 
 
 def lanes(table: pd.DataFrame) -> list[str]:

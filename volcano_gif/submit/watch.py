@@ -16,7 +16,6 @@ and 1 otherwise, with the command that finishes the run.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from volcano_gif.run.record import RunRecord
 from volcano_gif.run.record import RunState
 from volcano_gif.run.record import require_record
 from volcano_gif.run.record import run_is_complete
+from volcano_gif.run.report import written_from_sacct_entirely
 from volcano_gif.task.frames import frames_on_disk
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def verdict(
     record = require_record(paths)
     if record.run_id == run_id and run_is_complete(paths, record):
         summary = paths.report / "summary.txt"
-        if accounting and summary.is_file() and not _from_sacct_entirely(summary.read_text()):
+        if accounting and summary.is_file() and not written_from_sacct_entirely(paths):
             report_from_accounting(paths, sleep)
         print(f"run {run_id} assembled: {record.outputs['gif'].path} and "
               f"{record.outputs['mp4'].path}, frames in {record.outputs['archive'].path}; "
@@ -246,12 +246,6 @@ def verdict(
               + (" ..." if len(missing) > 20 else ""), file=out)  # fmt: skip
     print(f"finish it with: {RESUME_COMMAND}", file=out)
     return 1
-
-
-def _from_sacct_entirely(summary: str) -> bool:
-    """True if the report's source line says sacct gave every task."""
-    counts = re.search(r"^source: sacct for (\d+) of (\d+) tasks", summary, flags=re.MULTILINE)
-    return counts is not None and counts.group(1) == counts.group(2)
 
 
 #: How long the watch waits for slurmdbd to hold every task, in seconds.
