@@ -12,8 +12,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from volcano_gif.task.command import exit_without_teardown  # noqa: E402
-from volcano_gif.task.command import volcano_main  # noqa: E402
+from volcano_gif.task.main import exit_without_teardown, volcano_main  # noqa: E402
 
 if __name__ == "__main__":
     exit_without_teardown(volcano_main(ROOT))

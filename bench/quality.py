@@ -21,13 +21,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from volcano_gif.assembly.assembler import encode_gif
-from volcano_gif.assembly.assembler import ffmpeg_executable
-from volcano_gif.commands import run
-from volcano_gif.layout import DEFAULT_GIF_WIDTH
-from volcano_gif.layout import FRAME_PATTERN
-from volcano_gif.layout import ProjectPaths
+from volcano_gif.assembly.outputs import encode_gif, ffmpeg_executable
+from volcano_gif.commands import run, run_capturing
+from volcano_gif.layout import DEFAULT_GIF_WIDTH, FRAME_PATTERN
 from volcano_gif.local.runner import render_frames
+from volcano_gif.paths import ProjectPaths
 
 ORIGINAL_GIF_SIZE = (400, 240)
 
@@ -35,20 +33,18 @@ ORIGINAL_GIF_SIZE = (400, 240)
 def psnr(ffmpeg: str, frames: list[str], gif: Path, scale: str) -> float:
     """Average PSNR (dB) of ``gif`` against the frames input scaled by ``scale``."""
     graph = f"[0:v]{scale},format=rgb24[ref];[1:v]format=rgb24[gif];[gif][ref]psnr"
-    result = subprocess.run(
-        [ffmpeg, "-hide_banner", *frames, "-i", str(gif), "-filter_complex", graph,
-         "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    match = re.search(r"average:([\d.]+|inf)", result.stderr)
+    command = [ffmpeg, "-hide_banner", *frames, "-i", str(gif), "-filter_complex", graph]
+    said = run_capturing([*command, "-f", "null", "-"])[1]  # the psnr filter's, on stderr
+    match = re.search(r"average:([\d.]+|inf)", said)
     if match is None:
-        raise RuntimeError(f"no PSNR in ffmpeg's output: {result.stderr[-2000:]}")
+        raise RuntimeError(f"no PSNR in ffmpeg's output: {said[-2000:]}")
     return float(match.group(1))
 
 
 def gif_size(ffmpeg: str, gif: Path) -> tuple[int, int]:
-    probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(gif)], capture_output=True,
-                           text=True, check=False).stderr  # fmt: skip
+    probe = subprocess.run(
+        [ffmpeg, "-hide_banner", "-i", str(gif)], capture_output=True, text=True, check=False
+    ).stderr
     match = re.search(r"Video: gif.*?, (\d+)x(\d+)", probe)
     if match is None:
         raise RuntimeError(f"cannot read the size of {gif}")
@@ -62,8 +58,7 @@ def measure(frame_count: int, folder: Path) -> dict[str, object]:
     failures = render_frames(paths, frame_count)
     if failures:
         raise RuntimeError(f"frames failed to render: {sorted(failures)}")
-    ours_input = ["-framerate", "25", "-start_number", "1", "-i",
-                  str(paths.images / FRAME_PATTERN)]  # fmt: skip
+    ours_input = ["-framerate", "25", "-start_number", "1", "-i", str(paths.images / FRAME_PATTERN)]
     ours = folder / "ours.gif"
     encode_gif(ffmpeg, paths.images, frame_count, ours, DEFAULT_GIF_WIDTH)
 
@@ -73,10 +68,38 @@ def measure(frame_count: int, folder: Path) -> dict[str, object]:
     for number in range(1, frame_count + 1):
         (original_images / f"image{number}.png").symlink_to(paths.images / (FRAME_PATTERN % number))
     mp4, original = folder / "volcano.mp4", folder / "original.gif"
-    run([ffmpeg, "-y", "-loglevel", "error", "-framerate", "25", "-i",
-         str(original_images / "image%d.png"), "-r", "30", "-b", "5000k", str(mp4)])  # fmt: skip
-    run([ffmpeg, "-y", "-loglevel", "error", "-i", str(mp4), "-loop", "0", "-vf",
-         "scale=400:240", str(original)])  # fmt: skip
+    run(
+        [
+            ffmpeg,
+            "-y",
+            "-loglevel",
+            "error",
+            "-framerate",
+            "25",
+            "-i",
+            str(original_images / "image%d.png"),
+            "-r",
+            "30",
+            "-b",
+            "5000k",
+            str(mp4),
+        ]
+    )
+    run(
+        [
+            ffmpeg,
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(mp4),
+            "-loop",
+            "0",
+            "-vf",
+            "scale=400:240",
+            str(original),
+        ]
+    )
     # The original GIF has 30/25 as many frames (duplicates); compare it with the
     # frames at its rate and size, which is what it claims to show.
     original_input = ["-framerate", "25", "-i", str(original_images / "image%d.png")]

@@ -34,28 +34,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from collections.abc import Sequence
-from dataclasses import asdict
-from dataclasses import dataclass
-from dataclasses import field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench.quality import measure as measure_quality
-from tools.workspace import REPO
-from tools.workspace import copy_project
-from tools.workspace import run_env
-from volcano_gif.commands import run
-from volcano_gif.commands import run_measured
+from tools.workspace import REPO, copy_project, run_env
+from volcano_gif.commands import run, run_measured
 
 ORIGINAL = REPO / "bench" / "original"
 ORIGINAL_IMPORTS = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; "
     "from mpl_toolkits.mplot3d import Axes3D; import pandas; import seaborn"
 )
-OUR_IMPORTS = "import volcano_gif.task.command, volcano_gif.task.render, volcano_gif.task.scene"
+OUR_IMPORTS = "import volcano_gif.task.main, volcano_gif.task.render, volcano_gif.task.scene"
 #: The least a render task can import: numpy, matplotlib, Agg's renderer and a collection.
 FLOOR_IMPORTS = (
     "import numpy, matplotlib; from matplotlib.backends.backend_agg import RendererAgg; "
@@ -149,8 +143,10 @@ def render_task_against_floor(parent: Path, repeats: int = 9) -> dict[str, float
 def floor_table(task_seconds: dict[str, float]) -> str:
     floor = task_seconds["import floor"]
     lines = ["| command | median (s) | multiple of the import floor |", "|---|---:|---:|"]
-    lines += [f"| {name} | {seconds:.3f} | {seconds / floor:.2f}x |"
-              for name, seconds in task_seconds.items()]  # fmt: skip
+    lines += [
+        f"| {name} | {seconds:.3f} | {seconds / floor:.2f}x |"
+        for name, seconds in task_seconds.items()
+    ]
     return "\n".join(lines)
 
 
@@ -158,9 +154,13 @@ def floor_table(task_seconds: dict[str, float]) -> str:
 def original_assembly(folder: Path, env: dict[str, str]) -> dict[str, float]:
     """Run the original assembly script; return its stage times from its own timer."""
     stderr = subprocess.run(
-        ["bash", "assemble_original.sh"], cwd=folder, env={**env, "BENCH_TIMES": "1"},
-        capture_output=True, text=True, check=True,
-    ).stderr  # fmt: skip
+        ["bash", "assemble_original.sh"],
+        cwd=folder,
+        env={**env, "BENCH_TIMES": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
     return {
         name: float(value) for name, value in re.findall(r"^TIME (\w+) ([\d.]+)$", stderr, re.M)
     }
@@ -172,9 +172,12 @@ def run_original_local(parent: Path, frames: int, cores: int, startup: float) ->
     began = time.perf_counter()
     subprocess.run(
         ["xargs", "-P", str(cores), "-n", "1", sys.executable, "volcano_original.py"],
-        input="\n".join(str(n) for n in range(1, frames + 1)), text=True,
-        cwd=folder, env=env, check=True,
-    )  # fmt: skip
+        input="\n".join(str(n) for n in range(1, frames + 1)),
+        text=True,
+        cwd=folder,
+        env=env,
+        check=True,
+    )
     rendered = time.perf_counter() - began
     stages = original_assembly(folder, env)
     total = time.perf_counter() - began
@@ -188,7 +191,7 @@ def run_ours_local(parent: Path, frames: int, startup: float) -> Run:
     code = (
         "import json, sys; from pathlib import Path; "
         "from volcano_gif.local.runner import run_local; "
-        "from volcano_gif.layout import ProjectPaths; "
+        "from volcano_gif.paths import ProjectPaths; "
         f"r = run_local(ProjectPaths(Path('.').resolve()), {frames}); "
         "print(json.dumps(dict(r.times)))"
     )
@@ -197,9 +200,13 @@ def run_ours_local(parent: Path, frames: int, startup: float) -> Run:
     total = time.perf_counter() - began
     times = json.loads(output.strip().splitlines()[-1])
     shutil.rmtree(folder)
-    stages = {"start-up": startup, "render": times["render"], "encode": times["encode"],
-              "archive": times["archive"],
-              "assembly": times["check"] + times["verify"] + times["clean"]}  # fmt: skip
+    stages = {
+        "start-up": startup,
+        "render": times["render"],
+        "encode": times["encode"],
+        "archive": times["archive"],
+        "assembly": times["check"] + times["verify"] + times["clean"],
+    }
     return Run(total, stages)
 
 
@@ -208,9 +215,7 @@ def run_slurm(
     folder: Path, submit: Callable[[], tuple[str, str]], slurm_env: dict[str, str]
 ) -> Run:
     """Submit, wait for both jobs, and split the wall time by what scontrol says."""
-    from tools.local_slurm import Cluster
-    from tools.local_slurm import job_records
-    from tools.local_slurm import wait_for_jobs
+    from tools.local_slurm import Cluster, job_records, wait_for_jobs
 
     cluster = Cluster(Path(slurm_env["SLURM_CONF"]).parent)
     began = time.perf_counter()
@@ -227,21 +232,40 @@ def run_slurm(
         datetime.fromisoformat(assembly["EndTime"]) - datetime.fromisoformat(assembly["StartTime"])
     ).total_seconds()
     shutil.rmtree(folder)
-    return Run(total, {"array": (last - first).total_seconds(), "assembly": assembly_seconds,
-                       "tasks": float(len(tasks))})  # fmt: skip
+    return Run(
+        total,
+        {
+            "array": (last - first).total_seconds(),
+            "assembly": assembly_seconds,
+            "tasks": float(len(tasks)),
+        },
+    )
 
 
 def submit_original(folder: Path, env: dict[str, str], frames: int) -> tuple[str, str]:
-    array_id = check(["sbatch", "--parsable", f"--array=1-{frames}", "generate_frames.slurm"],
-                     folder, env).strip().split(";")[0]  # fmt: skip
-    gif_id = check(["sbatch", "--parsable", f"--dependency=afterany:{array_id}",
-                    "create_gif.slurm"], folder, env).strip().split(";")[0]  # fmt: skip
+    array_id = (
+        check(["sbatch", "--parsable", f"--array=1-{frames}", "generate_frames.slurm"], folder, env)
+        .strip()
+        .split(";")[0]
+    )
+    gif_id = (
+        check(
+            ["sbatch", "--parsable", f"--dependency=afterany:{array_id}", "create_gif.slurm"],
+            folder,
+            env,
+        )
+        .strip()
+        .split(";")[0]
+    )
     return array_id, gif_id
 
 
 def submit_ours(folder: Path, env: dict[str, str], frames: int, per_task: int) -> tuple[str, str]:
-    output = check(["bash", "submit-gif-job", "--frames", str(frames),
-                    "--frames-per-task", str(per_task)], folder, env)  # fmt: skip
+    output = check(
+        ["bash", "submit-gif-job", "--frames", str(frames), "--frames-per-task", str(per_task)],
+        folder,
+        env,
+    )
     ids = re.findall(r"job: (\d+)", output)
     return ids[0], ids[1]
 
@@ -274,9 +298,11 @@ def run_setting(
         for label, job in [*jobs[shift:], *jobs[:shift]]:
             time.sleep(settle)
             runs[label].append(job())
-        print(f"{name} run {repeat + 1}/{repeats}: "
-              + ", ".join(f"{label} {found[-1].seconds:.1f} s" for label, found in runs.items()),
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{name} run {repeat + 1}/{repeats}: "
+            + ", ".join(f"{label} {found[-1].seconds:.1f} s" for label, found in runs.items()),
+            file=sys.stderr,
+        )
     original = runs.pop("original")
     return Setting(name, original, runs)
 
@@ -287,9 +313,11 @@ def paired_ratio(original: Sequence[Run], ours: Sequence[Run]) -> float:
 
 
 def table(settings: Sequence[Setting]) -> str:
-    lines = ["| setting | pipeline | median wall (s) | original / ours (medians) "
-             "| original / ours (paired, median) | stage medians (s) |",
-             "|---|---|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        "| setting | pipeline | median wall (s) | original / ours (medians) "
+        "| original / ours (paired, median) | stage medians (s) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for setting in settings:
         base = median(setting.original)
         stages = ", ".join(f"{k} {v:.1f}" for k, v in median_stages(setting.original).items())
@@ -322,7 +350,8 @@ def slurm_ready(slurm_conf: str | None) -> tuple[dict[str, str] | None, Any]:
         return run_env({"SLURM_CONF": slurm_conf}), None
     if local_slurm.missing_programs() or os.geteuid() != 0:
         return None, None
-    cluster = local_slurm.Cluster(Path("/tmp/volcano-slurm-bench"), nodes=1, port=17017)
+    # The fast profile: the benchmark measures the pipeline, not a site's scheduler timing.
+    cluster = local_slurm.Cluster(Path("/tmp/volcano-slurm-bench"), nodes=1, profile="fast")
     local_slurm.start(cluster)
     return run_env({"SLURM_CONF": str(cluster.conf)}), cluster
 
@@ -331,27 +360,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="24 frames and 1 repeat: for CI, not for publishing")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="24 frames and 1 repeat: for CI, not for publishing"
+    )
     parser.add_argument("--frames", type=int, help="frames per run (default 360, quick 24)")
     parser.add_argument("--repeats", type=int, help="runs per pipeline (default 3, quick 1)")
-    parser.add_argument("--settle", type=float,
-                        help="idle seconds before each run (default 15, quick 0)")  # fmt: skip
+    parser.add_argument(
+        "--settle", type=float, help="idle seconds before each run (default 15, quick 0)"
+    )
     parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm setting")
     parser.add_argument("--slurm-conf", help="use this running cluster instead of starting one")
-    parser.add_argument("--output", type=Path, default=REPO / "output" / "bench",
-                        help="folder for the JSON results (default %(default)s)")  # fmt: skip
-    parser.add_argument("--scale", action="store_true",
-                        help="the scale benchmark instead: time and peak memory of local runs "
-                        "as the frame count grows (see bench/scale.py)")  # fmt: skip
-    parser.add_argument("--scale-frames", type=int, nargs="+", metavar="N",
-                        help="frame counts of --scale (default 360 1200 3600)")  # fmt: skip
-    parser.add_argument("--class", dest="class_sizes", type=int, nargs="*", metavar="N",
-                        help="the class benchmark instead: N learners submitting and watching "
-                        "at once on one controller, RPCs from sdiag (default 10 30; see "
-                        "bench/classroom.py)")  # fmt: skip
-    parser.add_argument("--class-frames", type=int, metavar="F",
-                        help="frames per learner in --class (default 72)")  # fmt: skip
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO / "output" / "bench",
+        help="folder for the JSON results (default %(default)s)",
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the scale benchmark instead: time and peak memory of local runs "
+        "as the frame count grows (see bench/scale.py)",
+    )
+    parser.add_argument(
+        "--scale-frames",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="frame counts of --scale (default 360 1200 3600)",
+    )
+    parser.add_argument(
+        "--class",
+        dest="class_sizes",
+        type=int,
+        nargs="*",
+        metavar="N",
+        help="the class benchmark instead: N learners submitting and watching "
+        "at once on one controller, RPCs from sdiag (default 10 30; see "
+        "bench/classroom.py)",
+    )
+    parser.add_argument(
+        "--class-frames", type=int, metavar="F", help="frames per learner in --class (default 72)"
+    )
     args = parser.parse_args(argv)
     if args.class_sizes is not None:
         from bench import classroom
@@ -367,11 +417,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settle = args.settle if args.settle is not None else (0.0 if args.quick else 15.0)
     cores = len(os.sched_getaffinity(0))
     per_task = max(1, -(-frames // cores))
-    mode = f"QUICK MODE ({frames} frames, {repeats} repeat(s)): not the published figures" if (
-        args.quick) else f"full mode: {frames} frames, {repeats} repeats, order rotated, " \
-        f"{settle:.0f} s idle before each run"  # fmt: skip
-    print(f"# benchmark, {mode}; {cores} cores, Python {platform.python_version()}",
-          file=sys.stderr)  # fmt: skip
+    mode = (
+        f"QUICK MODE ({frames} frames, {repeats} repeat(s)): not the published figures"
+        if (args.quick)
+        else f"full mode: {frames} frames, {repeats} repeats, order rotated, "
+        f"{settle:.0f} s idle before each run"
+    )
+    print(
+        f"# benchmark, {mode}; {cores} cores, Python {platform.python_version()}", file=sys.stderr
+    )
 
     startup_original = import_seconds(ORIGINAL_IMPORTS)
     startup_ours = import_seconds(OUR_IMPORTS)
@@ -388,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_slurm:
             slurm_env, cluster = slurm_ready(args.slurm_conf)
             if slurm_env is None:
-                print("# slurm setting skipped: Slurm is not installed here (or not root)",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    "# slurm setting skipped: Slurm is not installed here (or not root)",
+                    file=sys.stderr,
+                )
         if slurm_env is not None:
             env = slurm_env
 
@@ -426,28 +482,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nBenchmark, {mode}; {cores} cores; medians.\n")
     print(report)
     print(f"\nPeak memory of one render task (python volcano.py 1): {peak:.0f} MiB")
-    print(f"Python start-up with imports: original {startup_original:.2f} s, "
-          f"ours {startup_ours:.2f} s")  # fmt: skip
-    print("\nOne-frame task start-up against the import floor (numpy, matplotlib, RendererAgg, "
-          "PolyCollection), medians of 9 runs in rotated order:\n")  # fmt: skip
+    print(
+        f"Python start-up with imports: original {startup_original:.2f} s, "
+        f"ours {startup_ours:.2f} s"
+    )
+    print(
+        "\nOne-frame task start-up against the import floor (numpy, matplotlib, RendererAgg, "
+        "PolyCollection), medians of 9 runs in rotated order:\n"
+    )
     print(floor_table(task_seconds))
     print(quality_line(quality))
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     record = {
-        "mode": "quick" if args.quick else "full", "frames": frames, "repeats": repeats,
-        "cores": cores, "python": platform.python_version(), "when": stamp,
+        "mode": "quick" if args.quick else "full",
+        "frames": frames,
+        "repeats": repeats,
+        "cores": cores,
+        "python": platform.python_version(),
+        "when": stamp,
         "startup_seconds": {"original": startup_original, "ours": startup_ours},
         "render_task_peak_mib": peak,
         "render_task_seconds": task_seconds,
         "gif_quality": quality,
         "settings": [asdict(s) for s in settings],
         "settle_seconds": settle,
-        "ratios": {f"{s.name}/{label}": median(s.original) / median(runs)
-                   for s in settings for label, runs in s.ours.items()},
-        "paired_ratios": {f"{s.name}/{label}": paired_ratio(s.original, runs)
-                          for s in settings for label, runs in s.ours.items()},
-    }  # fmt: skip
+        "ratios": {
+            f"{s.name}/{label}": median(s.original) / median(runs)
+            for s in settings
+            for label, runs in s.ours.items()
+        },
+        "paired_ratios": {
+            f"{s.name}/{label}": paired_ratio(s.original, runs)
+            for s in settings
+            for label, runs in s.ours.items()
+        },
+    }
     target = args.output / f"bench-{stamp}.json"
     target.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nresults: {target}", file=sys.stderr)

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.workspace import copy_project
-from tools.workspace import run_env
+from bench.markdown import number_table
+from tools.workspace import copy_project, run_env
 from volcano_gif.commands import run_measured
 
 DEFAULT_FRAME_COUNTS = (360, 1200, 3600)
@@ -36,7 +36,7 @@ PROCESSES = ("render worker", "python", "ffmpeg mp4", "ffmpeg palette", "ffmpeg 
 _RUN_LOCAL = (
     "import json, sys; from pathlib import Path; "
     "from volcano_gif.local.runner import run_local; "
-    "from volcano_gif.layout import ProjectPaths; "
+    "from volcano_gif.paths import ProjectPaths; "
     "r = run_local(ProjectPaths(Path('.').resolve()), int(sys.argv[1])); "
     "print(json.dumps({'times': dict(r.times), 'peaks': r.times.peaks_mib}))"
 )
@@ -54,6 +54,12 @@ class ScaleRun:
     def ms_per_frame(self) -> float:
         return 1000 * self.seconds / self.frames
 
+    def cells(self) -> list[str]:
+        """Its row of the table: frames, seconds, ms per frame, each process's peak, the largest."""
+        peaks = [self.peaks_mib.get(name, float("nan")) for name in PROCESSES]
+        timings = (f"{figure:.1f}" for figure in (self.seconds, self.ms_per_frame))
+        return [str(self.frames), *timings, *(f"{mib:.0f}" for mib in [*peaks, self.largest_mib])]
+
 
 def run_at(frames: int, parent: Path) -> ScaleRun:
     """One local run of ``frames`` frames in a fresh copy of the project."""
@@ -67,15 +73,14 @@ def run_at(frames: int, parent: Path) -> ScaleRun:
 
 
 def table(runs: Sequence[ScaleRun]) -> str:
-    header = ["frames", "wall (s)", "ms per frame", *(f"{name} (MiB)" for name in PROCESSES),
-              "largest process (MiB)"]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for found in runs:
-        peaks = [f"{found.peaks_mib.get(name, float('nan')):.0f}" for name in PROCESSES]
-        cells = [str(found.frames), f"{found.seconds:.1f}", f"{found.ms_per_frame:.1f}", *peaks,
-                 f"{found.largest_mib:.0f}"]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = [
+        "frames",
+        "wall (s)",
+        "ms per frame",
+        *(f"{name} (MiB)" for name in PROCESSES),
+        "largest process (MiB)",
+    ]
+    return number_table(header, [found.cells() for found in runs])
 
 
 def main(frame_counts: Sequence[int], output: Path) -> int:
@@ -83,11 +88,13 @@ def main(frame_counts: Sequence[int], output: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="volcano-scale-") as scratch:
         for frames in frame_counts:
             found = run_at(frames, Path(scratch))
-            print(f"scale: {frames} frames in {found.seconds:.1f} s, largest process "
-                  f"{found.largest_mib:.0f} MiB", file=sys.stderr)  # fmt: skip
+            print(
+                f"scale: {frames} frames in {found.seconds:.1f} s, largest process "
+                f"{found.largest_mib:.0f} MiB",
+                file=sys.stderr,
+            )
             runs.append(found)
-    print("\nScale benchmark: one local run per frame count, default size (640x480, GIF 400 px)."
-          "\n")  # fmt: skip
+    print("\nScale benchmark: one local run per frame count, default size (640x480, GIF 400 px).\n")
     print(table(runs))
     output.mkdir(parents=True, exist_ok=True)
     target = output / f"scale-{time.strftime('%Y%m%dT%H%M%S')}.json"

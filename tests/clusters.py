@@ -1,20 +1,44 @@
-"""Fixtures: private Slurm clusters on localhost, for tests/ and docs/ (conftest.py)."""
+"""Fixtures: private Slurm clusters on localhost, and the learner who uses them.
+
+Shared by tests/ and docs/ (conftest.py). Each test session keeps its clusters
+and its learner's project copies under one folder of its own (``/tmp/volcano-
+tests-XXXX``), and every cluster picks free ports and node names of its own, so
+two sessions on one machine never collide. The clusters are configured as a site
+configures Slurm (the ``site`` profile of tools/local_slurm.py: cgroups enforce
+``--mem``, MinJobAge 300, accounting sampled every 30 s); what a fixture changes
+for its tests, it says. Jobs are submitted by an unprivileged learner, never by
+root; the daemons run as root, as at a site.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tools.local_slurm import Cluster
-from tools.local_slurm import missing_programs
-from tools.local_slurm import start
-from tools.local_slurm import stop
+from tests.helpers import copy_project
+from tests.slurm_helpers import learner, learner_python
+from tools.learners import Learner
+from tools.local_slurm import Cluster, missing_programs, start, stop
 
 REQUIRE_SLURM = "VOLCANO_REQUIRE_SLURM"
+
+
+#: The fixtures that start a localhost cluster: a test that uses one, itself or
+#: through another fixture, is marked ``slurm`` (``-m "not slurm"`` leaves it out).
+CLUSTER_FIXTURES = frozenset({"slurm", "fault_slurm", "accounting_slurm", "tutorial_slurm"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a cluster ``slurm``, whatever file it is in."""
+    for item in items:
+        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slurm)
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -22,6 +46,19 @@ def _skip_or_fail(reason: str) -> None:
     if os.environ.get(REQUIRE_SLURM) == "1":
         pytest.fail(f"{REQUIRE_SLURM}=1 but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def session_folder() -> Iterator[Path]:
+    """This session's own folder: its clusters, and the learner's project copies.
+
+    Readable by all (the learner works below it); removed when the session ends,
+    after every cluster in it has stopped.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="volcano-tests-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _start_cluster(cluster: Cluster) -> Iterator[Cluster]:
@@ -34,22 +71,26 @@ def _start_cluster(cluster: Cluster) -> Iterator[Cluster]:
         )
     if os.geteuid() != 0:
         _skip_or_fail("the localhost Slurm cluster runs its daemons as root: run the tests as root")
-    seconds = start(cluster)
-    print(f"\nlocalhost Slurm {cluster.folder.name} up in {seconds:.1f} s")
     try:
+        seconds = start(cluster)  # a start that fails stops what it started
+        print(f"\nlocalhost Slurm {cluster.folder.name} ({cluster.profile}) up in {seconds:.1f} s")
         yield cluster
     finally:
         stop(cluster)
 
 
+def _cluster(session_folder: Path, name: str, **options: object) -> Cluster:
+    return Cluster(session_folder / name, nodes=2, learners=(learner().name,), **options)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
-def slurm() -> Iterator[Cluster]:
-    """A private two-node Slurm cluster on localhost, for the whole session.
+def slurm(session_folder: Path) -> Iterator[Cluster]:
+    """A private two-node cluster on localhost, configured as a site, for the whole session.
 
     Skipped where the Slurm packages are missing or we are not root, unless
     VOLCANO_REQUIRE_SLURM=1 (CI sets it), which turns that skip into a failure.
     """
-    yield from _start_cluster(Cluster(Path("/tmp/volcano-slurm-tests"), nodes=2, port=16917))
+    yield from _start_cluster(_cluster(session_folder, "slurm"))
 
 
 #: The fault cluster: a lost node is noticed in 10 s; array indices stop at 100.
@@ -59,38 +100,60 @@ FAULT_CRED_EXPIRE = 10
 
 
 @pytest.fixture(scope="session")
-def fault_slurm() -> Iterator[Cluster]:
-    """A second two-node cluster for fault tests: short SlurmdTimeout, MaxArraySize 101."""
-    cluster = Cluster(Path("/tmp/volcano-slurm-faults"), nodes=2, port=17217,
-                      settings=FAULT_SETTINGS, cred_expire=FAULT_CRED_EXPIRE)  # fmt: skip
+def fault_slurm(session_folder: Path) -> Iterator[Cluster]:
+    """A second site cluster for fault tests: short SlurmdTimeout, MaxArraySize 101."""
+    cluster = _cluster(
+        session_folder, "faults", settings=FAULT_SETTINGS, cred_expire=FAULT_CRED_EXPIRE
+    )
     yield from _start_cluster(cluster)
 
 
 @pytest.fixture(scope="session")
-def accounting_slurm() -> Iterator[Cluster]:
-    """A third two-node cluster that keeps accounting: MariaDB, slurmdbd, sacct."""
-    cluster = Cluster(Path("/tmp/volcano-slurm-accounting"), nodes=2, port=17317,
-                      accounting=True)  # fmt: skip
-    yield from _start_cluster(cluster)
-
-
-#: The tutorial's cluster: always started from a new state folder.
-TUTORIAL_CLUSTER = Path("/tmp/volcano-slurm-tutorial")
+def accounting_slurm(session_folder: Path) -> Iterator[Cluster]:
+    """A third site cluster, which keeps accounting: MariaDB, slurmdbd, sacct."""
+    yield from _start_cluster(_cluster(session_folder, "accounting", accounting=True))
 
 
 @pytest.fixture(scope="session")
-def tutorial_slurm() -> Iterator[Cluster]:
-    """The tutorial's own two-node cluster with accounting, from a new state folder.
+def tutorial_slurm(session_folder: Path) -> Iterator[Cluster]:
+    """The tutorial's own two-node site cluster with accounting, from a new state folder.
 
     As a reader's first cluster is: job ids start from 1, no jobs in the queue,
     an empty accounting database. So docs/tutorial.md passes alone and in the
     suite alike: no test that ran before can change what it shows.
     """
-    cluster = Cluster(TUTORIAL_CLUSTER, nodes=2, port=17617, accounting=True)
-    if TUTORIAL_CLUSTER.exists():
-        stop(cluster)  # what an earlier, interrupted session left running
-        shutil.rmtree(TUTORIAL_CLUSTER)
-    yield from _start_cluster(cluster)
+    yield from _start_cluster(_cluster(session_folder, "tutorial", accounting=True))
+
+
+@pytest.fixture(scope="session")
+def the_learner() -> Learner:
+    """The unprivileged user every end-to-end run submits as, with their own Python."""
+    if os.geteuid() != 0:
+        _skip_or_fail("the tests make their learner (useradd) as root: run the tests as root")
+    learner_python()  # made once, in the learner's home, and kept for later sessions
+    return learner()
+
+
+@pytest.fixture
+def learner_project(
+    session_folder: Path, the_learner: Learner, request: pytest.FixtureRequest
+) -> Path:
+    """A fresh copy of the project, owned by the learner, where they can work."""
+    name = re.sub(r"[^\w-]+", "-", request.node.name)[:60]
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_projects(session_folder)))
+    return the_learner.own(copy_project(folder / "project").parent) / "project"
+
+
+@pytest.fixture
+def learner_folder(session_folder: Path, the_learner: Learner) -> Path:
+    """An empty folder of the learner's own."""
+    return the_learner.own(Path(tempfile.mkdtemp(dir=_projects(session_folder))))
+
+
+def _projects(session_folder: Path) -> Path:
+    projects = session_folder / "projects"
+    projects.mkdir(mode=0o755, exist_ok=True)
+    return projects
 
 
 @pytest.fixture

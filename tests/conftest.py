@@ -13,9 +13,8 @@ import numpy.typing as npt
 import pytest
 
 from tests.fakes import fake_slurm_env
-from tests.helpers import REPO
-from tests.helpers import copy_project
-from volcano_gif.layout import ProjectPaths
+from tests.helpers import REPO, copy_project
+from volcano_gif.paths import ProjectPaths
 from volcano_gif.task.data import load_grid
 from volcano_gif.task.render import FrameRenderer
 

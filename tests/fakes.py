@@ -23,11 +23,17 @@ unreachable = os.environ.get("FAKE_SLURM_UNREACHABLE") == "1"
 """
 
 FAKES = {
-    # Answers like --parsable: ids from $FAKE_SBATCH_ANSWERS, one per real submission.
+    # Answers like --parsable: ids from $FAKE_SBATCH_ANSWERS, one per real submission; with
+    # FAKE_SBATCH_RUN=1 it runs the job first (one task), as the check's job needs.
     "sbatch": """
 if unreachable:
     print("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
           "(connect failure)", file=sys.stderr)
+    sys.exit(1)
+if "--test-only" in sys.argv and os.environ.get("SBATCH_PARTITION") == "nope":
+    # Word for word what Slurm 22.05's sbatch --test-only says.
+    print("sbatch: error: invalid partition specified: nope", file=sys.stderr)
+    print("allocation failure: Invalid partition name specified", file=sys.stderr)
     sys.exit(1)
 if "--test-only" in sys.argv:
     print("sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 processors on nodes n1 "
@@ -40,6 +46,22 @@ if os.environ.get("FAKE_SBATCH_FAIL_CALL") == str(len(submissions)):
                          "sbatch: error: invalid partition specified: nope"), file=sys.stderr)
     sys.exit(1)
 answers = os.environ.get("FAKE_SBATCH_ANSWERS", "1001;cluster1,1002").split(",")
+if os.environ.get("FAKE_SBATCH_RUN") == "1":
+    # Run the job here and now, as its one array task (--array=K) would run, with its
+    # --chdir and its --output and --error logs: for the check's own job.
+    import subprocess
+    args = sys.argv[1:]
+    script = next(i for i, arg in enumerate(args) if not arg.startswith("-"))
+    options = dict(arg.partition("=")[::2] for arg in args[:script])
+    job, task = answers[len(submissions) - 1].split(";")[0], options.get("--array", "1")
+    def log(pattern):
+        return (pattern.replace("%x", options.get("--job-name", "job")).replace("%A", job)
+                .replace("%a", task))
+    env = {**os.environ, "SLURM_JOB_ID": job, "SLURM_ARRAY_JOB_ID": job,
+           "SLURM_ARRAY_TASK_ID": task}
+    with open(log(options["--output"]), "w") as out, open(log(options["--error"]), "w") as err:
+        subprocess.run(["/bin/bash", *args[script:]], cwd=options.get("--chdir"), env=env,
+                       stdout=out, stderr=err, check=False)
 print(answers[len(submissions) - 1])
 """,
     # A cluster without accounting, as the fake scontrol's configuration says.
@@ -65,6 +87,8 @@ if sys.argv[1:3] == ["show", "config"]:
     print("MaxArraySize            = " + os.environ.get("FAKE_MAX_ARRAY_SIZE", "1001"))
     print("MinJobAge               = 300 sec")
     print("SLURM_VERSION           = 22.05.8")
+    if os.environ.get("FAKE_ACCOUNTING_STORAGE"):
+        print("AccountingStorageType   = " + os.environ["FAKE_ACCOUNTING_STORAGE"])
     sys.exit(0)
 print("slurm_load_jobs error: Invalid job id specified", file=sys.stderr)
 sys.exit(1)
@@ -111,11 +135,13 @@ def fake_slurm_env(folder: Path, **extra: str) -> dict[str, str]:
     from tests.helpers import project_env
 
     bin_dir = install_fake_slurm(folder / "fakebin")
-    return project_env({
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_SLURM_LOG": str(folder / "slurm.log"),
-        **extra,
-    })  # fmt: skip
+    return project_env(
+        {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_SLURM_LOG": str(folder / "slurm.log"),
+            **extra,
+        }
+    )
 
 
 def slurm_calls(log: Path, program: str | None = None) -> list[Call]:

@@ -8,14 +8,11 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tools.workspace import REPO
-from tools.workspace import copy_project
-from tools.workspace import run_env
+from tools.learners import run_captured
+from tools.workspace import REPO, copy_project, run_env
 
 __all__ = ["REPO", "copy_project", "installed_program", "project_env", "run"]
 
@@ -55,14 +52,8 @@ def run(
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing text output (never raises on a non-zero exit)."""
-    return subprocess.run(
-        [str(arg) for arg in args],
-        cwd=cwd,
-        env=dict(env) if env is not None else project_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return run_captured(
+        [str(arg) for arg in args], cwd, env if env is not None else project_env(), timeout
     )
 
 
@@ -105,3 +96,10 @@ def clean_frame_digests(frame_count: int, size: tuple[int, int] = (640, 480)) ->
             frame_name(n): hashlib.sha256((folder / frame_name(n)).read_bytes()).hexdigest()
             for n in range(1, frame_count + 1)
         }
+
+
+def argv(line: str) -> list[str]:
+    """A command's arguments, written as one types them: split as a shell splits them."""
+    import shlex
+
+    return shlex.split(line)

@@ -14,8 +14,10 @@ def video_stream(path: Path) -> str:
     """ffmpeg's one-line description of the first video stream of ``path``."""
     probe = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     match = re.search(r"Stream #0:0.*Video: .*", probe.stderr)
     if match is None:
         raise AssertionError(f"no video stream in {path}: {probe.stderr}")

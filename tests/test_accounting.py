@@ -11,31 +11,32 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import copy_project
-from tests.helpers import run
-from tests.helpers import wait_for
-from tests.slurm_helpers import cluster_env
-from tests.slurm_helpers import queued_ids
-from tests.slurm_helpers import submit
-from tests.slurm_helpers import submit_run
-from tools.local_slurm import Cluster
-from tools.local_slurm import start
-from tools.local_slurm import wait_for_jobs
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.run.record import require_record
+from tests.helpers import copy_project, wait_for
+from tests.slurm_helpers import learner, queued_ids, submit, submit_run, volcano_gif
+from tools.local_slurm import Cluster, start, wait_for_jobs
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record_store import require_record
+
+
+@pytest.fixture
+def project(learner_project: Path) -> Path:
+    """The learner's own copy of the project: they submit, watch and report."""
+    return learner_project
 
 
 def _sacct(cluster: Cluster, job: str, fields: str) -> list[list[str]]:
     output = subprocess.run(
         ["sacct", "--noheader", "--parsable2", "--jobs", job, "--format", fields],
-        env=cluster.env(), capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [line.split("|") for line in output.splitlines() if line]
 
 
@@ -64,8 +65,7 @@ def _forget_every_job(cluster: Cluster) -> None:
 
 def _report(cluster: Cluster, project: Path) -> tuple[list[str], pd.DataFrame]:
     """``volcano-gif report``: its summary lines, and tasks.csv."""
-    result = run([sys.executable, "-m", "volcano_gif", "report"], cwd=project,
-                 env=cluster_env(cluster))  # fmt: skip
+    result = volcano_gif(cluster, project, "report")
     assert result.returncode == 0, result.stderr
     summary = (project / "output/report/summary.txt").read_text().splitlines()
     for line in summary:
@@ -76,10 +76,19 @@ def _report(cluster: Cluster, project: Path) -> tuple[list[str], pd.DataFrame]:
 def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
     accounting_slurm: Cluster, project: Path
 ) -> None:
-    # Tasks of over a second: jobacct_gather/linux samples each step once a second
-    # (JobAcctGatherFrequency=1), so a shorter task may end before its first sample.
-    array_id, gif_id = submit(accounting_slurm, project, "--frames", "96",
-                              "--frames-per-task", "48")  # fmt: skip
+    # A site samples each step's memory every 30 s (JobAcctGatherFrequency): a task of a
+    # few seconds gets one sample, as it starts (a few MiB of bash). A user may ask for
+    # more: --acctg-freq=1, after --, for both jobs. The tasks then last over a second.
+    array_id, gif_id = submit(
+        accounting_slurm,
+        project,
+        "--frames",
+        "96",
+        "--frames-per-task",
+        "48",
+        "--",
+        "--acctg-freq=1",
+    )
     wait_for_jobs(accounting_slurm, [array_id, gif_id], timeout=240)
     _wait_for_accounting(accounting_slurm, array_id, 2)
     rows = _sacct(accounting_slurm, array_id, "JobID,State,ExitCode,TotalCPU,MaxRSS,ReqMem")
@@ -92,9 +101,10 @@ def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
         assert row[4].endswith("K"), rows
         assert 20_000 < int(row[4][:-1]) < 256 * 1024, rows
     ((gif_job, state, exit_code, _cpu, _rss, requested),) = [
-        row for row in _sacct(accounting_slurm, gif_id, "JobID,State,ExitCode,TotalCPU,MaxRSS,"
-                              "ReqMem") if "." not in row[0]
-    ]  # fmt: skip
+        row
+        for row in _sacct(accounting_slurm, gif_id, "JobID,State,ExitCode,TotalCPU,MaxRSS,ReqMem")
+        if "." not in row[0]
+    ]
     assert (gif_job, state, exit_code, requested) == (gif_id, "COMPLETED", "0:0", "1G")
 
     # The report reads the same from one sacct call, with what seff would say.
@@ -113,9 +123,11 @@ def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
     assert (table["peak_rss_mib"] >= table["maxrss_mib"]).all()
     assert ((table["cpu_efficiency"] > 0.3) & (table["cpu_efficiency"] <= 1.0)).all(), table
     (efficiency,) = [line for line in summary if line.startswith("efficiency: ")]
-    assert re.fullmatch(r"efficiency: CPU \d+% of [\d.]+ core-seconds allocated; memory \d+% of "
-                        r"the 256 MiB asked for, at the largest task's peak \(\d+ MiB\)",
-                        efficiency), efficiency  # fmt: skip
+    assert re.fullmatch(
+        r"efficiency: CPU \d+% of [\d.]+ core-seconds allocated; memory \d+% of "
+        r"the 256 MiB asked for, at the largest task's peak \(\d+ MiB\)",
+        efficiency,
+    ), efficiency
 
 
 def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
@@ -128,8 +140,7 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
     # slurmdbd down: the watch ends from squeue; the report from the timing files, and says so.
     _stop_daemon(accounting_slurm, "slurmdbd")
     try:
-        watched = run([sys.executable, "-m", "volcano_gif", "watch"], cwd=project,
-                      env=cluster_env(accounting_slurm))  # fmt: skip
+        watched = volcano_gif(accounting_slurm, project, "watch")
         assert watched.returncode == 0, watched.stderr
         assert f"gif job {gif_id}: COMPLETED" in watched.stderr
         summary, table = _report(accounting_slurm, project)
@@ -140,8 +151,7 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
 
     _forget_every_job(accounting_slurm)
     assert queued_ids(accounting_slurm) == []
-    result = run([sys.executable, "-m", "volcano_gif", "watch"], cwd=project,
-                 env=cluster_env(accounting_slurm))  # fmt: skip
+    result = volcano_gif(accounting_slurm, project, "watch")
     assert result.returncode == 0, result.stderr
     (line,) = [text for text in result.stderr.splitlines() if text.startswith("frames ")]
     assert line.startswith(f"frames 2/2 | array {array_id}: 0 pending, 0 running, 2 completed")
@@ -158,25 +168,41 @@ def test_the_watch_judges_a_run_slurm_has_forgotten_from_sacct(
 
 
 def _sacctmgr(cluster: Cluster, *words: str, check: bool = True) -> None:
-    subprocess.run(["sacctmgr", "-i", *words], env=cluster.env(), capture_output=True,
-                   text=True, check=check)  # fmt: skip
+    subprocess.run(
+        ["sacctmgr", "-i", *words], env=cluster.env(), capture_output=True, text=True, check=check
+    )
 
 
 def _no_class_qos(cluster: Cluster) -> None:
     """Back to the cluster's own QOS (normal): the user first, then the class's QOS."""
-    _sacctmgr(cluster, "modify", "user", "root", "set", "qos=normal", "defaultqos=normal",
-              check=False)  # fmt: skip
+    _sacctmgr(
+        cluster,
+        "modify",
+        "user",
+        learner().name,
+        "set",
+        "qos=normal",
+        "defaultqos=normal",
+        check=False,
+    )
     _sacctmgr(cluster, "delete", "qos", "class50", check=False)
 
 
 def test_a_run_fits_the_qos_submit_limit_and_a_used_up_limit_submits_nothing(
-    accounting_slurm: Cluster, project: Path, tmp_path: Path
+    accounting_slurm: Cluster, project: Path, learner_folder: Path
 ) -> None:
     # A class's QOS: each learner may queue 50 jobs; each array task counts as one.
     _no_class_qos(accounting_slurm)  # as an earlier, interrupted run may have left it
     _sacctmgr(accounting_slurm, "add", "qos", "class50", "MaxSubmitJobsPerUser=50")
-    _sacctmgr(accounting_slurm, "modify", "user", "root", "set", "qos=class50",
-              "defaultqos=class50")  # fmt: skip
+    _sacctmgr(
+        accounting_slurm,
+        "modify",
+        "user",
+        learner().name,
+        "set",
+        "qos=class50",
+        "defaultqos=class50",
+    )
     try:
         result = submit_run(accounting_slurm, project, "--frames", "360")
         assert result.returncode == 0, result.stderr
@@ -187,14 +213,15 @@ def test_a_run_fits_the_qos_submit_limit_and_a_used_up_limit_submits_nothing(
         ) in result.stderr
         record = require_record(ProjectPaths(project))
         assert (record.parameters.frames_per_task, record.latest and record.latest.array) == (
-            8, "1-45")  # fmt: skip
+            8,
+            "1-45",
+        )
         assert len(queued_ids(accounting_slurm)) <= 50
-        cancelled = run(["bash", "submit-gif-job", "--cancel"], cwd=project,
-                        env=cluster_env(accounting_slurm))  # fmt: skip
+        cancelled = submit_run(accounting_slurm, project, "--cancel")
         assert cancelled.returncode == 0, cancelled.stderr
 
         _sacctmgr(accounting_slurm, "modify", "qos", "class50", "set", "MaxSubmitJobsPerUser=0")
-        second = copy_project(tmp_path / "second")
+        second = learner().own(copy_project(learner_folder / "second"))
         refused = submit_run(accounting_slurm, second, "--frames", "4")
         assert refused.returncode == 2
         (line,) = refused.stderr.splitlines()

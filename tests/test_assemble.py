@@ -14,30 +14,23 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_FRAME_COUNT
-from tests.helpers import project_env
-from tests.helpers import run
-from tests.media import gif_facts
-from tests.media import mp4_frame_count
-from tests.media import video_stream
-from volcano_gif.assembly import assembler as assemble_module
-from volcano_gif.assembly.archive import ArchiveError
-from volcano_gif.assembly.archive import archive_path
-from volcano_gif.assembly.assembler import FramesNotReadyError
-from volcano_gif.assembly.assembler import OutputError
-from volcano_gif.assembly.assembler import assemble
-from volcano_gif.assembly.assembler import concat_list
-from volcano_gif.assembly.assembler import gif_command
-from volcano_gif.assembly.assembler import mp4_command
-from volcano_gif.assembly.assembler import palette_command
-from volcano_gif.assembly.assembler import palette_frames
-from volcano_gif.layout import ProjectPaths
+from tests.helpers import project_env, run
+from tests.media import gif_facts, mp4_frame_count, video_stream
+from volcano_gif.assembly import outputs as outputs_module
+from volcano_gif.assembly.archive import ArchiveError, archive_path, write_archive
+from volcano_gif.assembly.assembler import FramesNotReadyError, assemble
+from volcano_gif.assembly.ffmpeg_commands import (
+    concat_list,
+    gif_command,
+    mp4_command,
+    palette_command,
+    palette_frames,
+)
+from volcano_gif.assembly.verify import OutputError
 from volcano_gif.layout import frame_name
-from volcano_gif.run.record import Mode
-from volcano_gif.run.record import Parameters
-from volcano_gif.run.record import RunState
-from volcano_gif.run.record import new_record
-from volcano_gif.run.record import require_record
-from volcano_gif.run.record import write_record
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record import Mode, Parameters, RunState
+from volcano_gif.run.record_store import new_record, require_record, write_record
 from volcano_gif.task.data import load_grid
 from volcano_gif.task.render import FrameRenderer
 
@@ -50,9 +43,11 @@ def _frames_left(paths: ProjectPaths) -> list[str]:
 
 def _outputs_left(paths: ProjectPaths) -> list[str]:
     return sorted(
-        p.name for folder in (paths.gifs, paths.archives) if folder.exists()
+        p.name
+        for folder in (paths.gifs, paths.archives)
+        if folder.exists()
         for p in folder.iterdir()
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -133,28 +128,59 @@ def test_archive_names_have_no_colon_and_never_overwrite(tmp_path: Path) -> None
 
 def test_ffmpeg_commands_are_exact() -> None:
     images, out = Path("/p/images"), Path("/p/out.tmp")
-    common = ["ff", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-              "-framerate", "25", "-start_number", "1", "-i", "/p/images/image%04d.png",
-              "-frames:v", "12"]  # fmt: skip
+    quiet = ["ff", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    frames_in = ["-framerate", "25", "-start_number", "1", "-i", "/p/images/image%04d.png"]
+    common = [*quiet, *frames_in, "-frames:v", "12"]
     assert mp4_command("ff", images, 12, out) == [
-        *common, "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
-        "-preset", "superfast", "-pix_fmt", "yuv420p", "-r", "25",
-        "-movflags", "+faststart", "-f", "mp4", "/p/out.tmp",
-    ]  # fmt: skip
+        *common,
+        "-vf",
+        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "superfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        "25",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        "/p/out.tmp",
+    ]
     assert gif_command("ff", images, 12, out, 400, palette=Path("/t/palette.png")) == [
-        "ff", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-framerate", "25", "-start_number", "1", "-i", "/p/images/image%04d.png",
-        "-i", "/t/palette.png", "-frames:v", "12", "-filter_complex",
+        *quiet,
+        *frames_in,
+        "-i",
+        "/t/palette.png",
+        "-frames:v",
+        "12",
+        "-filter_complex",
         "[0:v]scale=400:-1:flags=area[frames];"
         "[frames][1:v]paletteuse=dither=none:diff_mode=rectangle",
-        "-loop", "0", "-f", "gif", "/p/out.tmp",
-    ]  # fmt: skip
+        "-loop",
+        "0",
+        "-f",
+        "gif",
+        "/p/out.tmp",
+    ]
     assert palette_command("ff", Path("/t/frames.txt"), Path("/t/palette.png"), 400) == [
-        "ff", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "concat", "-safe", "0", "-i", "/t/frames.txt",
-        "-vf", "scale=400:-1:flags=area,palettegen", "-update", "1", "-frames:v", "1",
+        *quiet,
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        "/t/frames.txt",
+        "-vf",
+        "scale=400:-1:flags=area,palettegen",
+        "-update",
+        "1",
+        "-frames:v",
+        "1",
         "/t/palette.png",
-    ]  # fmt: skip
+    ]
 
 
 def test_the_palette_comes_from_at_most_36_frames_spread_over_the_turn() -> None:
@@ -242,8 +268,10 @@ def test_the_printed_command_finishes_a_run_that_had_no_record(
     paths = rendered_project  # frames, but no output/run.json: assembled by hand
     for frame in (3, 4, 9):
         (paths.images / frame_name(frame)).unlink()
-    failed = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12",
-                  "--root", paths.root], cwd=paths.root)  # fmt: skip
+    failed = run(
+        [sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12", "--root", paths.root],
+        cwd=paths.root,
+    )
     assert failed.returncode == 1
     assert "3 of 12 frames are missing or broken (3, 4, 9)" in failed.stderr
     (command,) = [line.strip() for line in failed.stderr.splitlines() if "--resume" in line]
@@ -284,8 +312,9 @@ def test_assemble_cli_reports_ffmpeg_failure_in_one_line(
     fake = _fake_ffmpeg(tmp_path, 'echo "boom" >&2; exit 1')
     result = run(
         [sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
-        cwd=rendered_project.root, env=project_env({"IMAGEIO_FFMPEG_EXE": str(fake)}),
-    )  # fmt: skip
+        cwd=rendered_project.root,
+        env=project_env({"IMAGEIO_FFMPEG_EXE": str(fake)}),
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert errors == [
@@ -309,13 +338,20 @@ def test_assemble_cli_reports_ffmpeg_failure_in_one_line(
     ids=["truncated-mp4", "empty-gif", "truncated-gif"],
 )
 def test_an_output_that_does_not_read_back_keeps_every_frame(
-    rendered_project: ProjectPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    damage: str, output: str, problem: str,
-) -> None:  # fmt: skip
+    rendered_project: ProjectPaths,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+    output: str,
+    problem: str,
+) -> None:
     # The real ffmpeg, then the damage to the file it just wrote (reading is left alone).
-    real = assemble_module.ffmpeg_executable()
-    fake = _fake_ffmpeg(tmp_path, f'"{real}" "$@" || exit\ntarget="${{@: -1}}"\n'
-                        f'case "$target" in *.{output}.*.tmp) {damage} ;; esac')  # fmt: skip
+    real = outputs_module.ffmpeg_executable()
+    fake = _fake_ffmpeg(
+        tmp_path,
+        f'"{real}" "$@" || exit\ntarget="${{@: -1}}"\n'
+        f'case "$target" in *.{output}.*.tmp) {damage} ;; esac',
+    )
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
     with pytest.raises(OutputError) as raised:
         assemble(rendered_project, N)
@@ -329,14 +365,14 @@ def test_an_output_that_does_not_read_back_keeps_every_frame(
 def test_unverifiable_archive_keeps_every_frame(
     rendered_project: ProjectPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = assemble_module.write_archive
+    original = write_archive
 
     def drops_a_frame(frames: list[Path], target: Path, copy: object = None) -> dict[str, str]:
         digests = original(frames, target)
         original(frames[:-1], target)  # the archive on disk lacks the last frame
         return digests
 
-    monkeypatch.setattr(assemble_module, "write_archive", drops_a_frame)
+    monkeypatch.setattr(outputs_module, "write_archive", drops_a_frame)
     with pytest.raises(ArchiveError, match=r"archive does not match the frames.*image0012\.png"):
         assemble(rendered_project, N)
     assert len(_frames_left(rendered_project)) == N
@@ -393,8 +429,11 @@ def test_os_error_names_the_archive(
     def full(frames: list[Path], target: Path, copy: object = None) -> dict[str, str]:
         raise OSError(28, os.strerror(28))
 
-    monkeypatch.setattr(assemble_module, "write_archive", full)
-    with pytest.raises(ArchiveError, match=r"volcano-images-.*\.tar\.gz: could not write the "
-                       r"archive \(No space left on device\); no frame was deleted"):  # fmt: skip
+    monkeypatch.setattr(outputs_module, "write_archive", full)
+    with pytest.raises(
+        ArchiveError,
+        match=r"volcano-images-.*\.tar\.gz: could not write the "
+        r"archive \(No space left on device\); no frame was deleted",
+    ):
         assemble(rendered_project, N)
     assert len(_frames_left(rendered_project)) == N

@@ -6,21 +6,27 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import REPO
-from tests.helpers import run
+from tests.helpers import REPO, run
 from tools.local_slurm import Cluster
-
-pytestmark = pytest.mark.slurm
 
 
 def test_quick_benchmark_runs_both_settings_and_writes_json(slurm: Cluster, tmp_path: Path) -> None:
     result = run(
-        [sys.executable, "-m", "bench.run", "--quick", "--frames", "4",
-         "--slurm-conf", slurm.conf, "--output", tmp_path],
-        cwd=REPO, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--frames",
+            "4",
+            "--slurm-conf",
+            slurm.conf,
+            "--output",
+            tmp_path,
+        ],
+        cwd=REPO,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "QUICK MODE (4 frames, 1 repeat(s)): not the published figures" in result.stdout
     for row in (
@@ -46,15 +52,13 @@ def test_quick_benchmark_runs_both_settings_and_writes_json(slurm: Cluster, tmp_
 
 
 def test_a_class_of_two_learners_makes_two_gifs_and_sdiag_counts_their_submissions(
-    slurm: Cluster, tmp_path: Path
+    slurm: Cluster, session_folder: Path
 ) -> None:
-    from bench.classroom import run_class
-    from bench.classroom import table
-    from tools.workspace import run_env
+    from bench.classroom import class_env, class_learners, run_class, table
 
-    env = run_env({"SLURM_CONF": str(slurm.conf)})
-    result, learners = run_class(2, 4, 2, env, tmp_path)
-    assert [learner.error for learner in learners] == ["", ""]
+    learners = class_learners(2)  # two Unix users of their own, as in a room
+    result, seats = run_class(learners, 4, 2, class_env(slurm.conf), session_folder / "class")
+    assert [seat.error for seat in seats] == ["", ""]
     assert (result.gifs, result.jobs) == (2, 2 * (2 + 1))
     # sdiag was reset first: each learner's submit-gif-job made its two sbatch calls.
     assert result.rpcs["REQUEST_SUBMIT_BATCH_JOB"] == 4
@@ -62,3 +66,5 @@ def test_a_class_of_two_learners_makes_two_gifs_and_sdiag_counts_their_submissio
     rows = table([result]).splitlines()
     assert rows[0].startswith("| learners | frames/task | jobs queued | time to last GIF (s) |")
     assert rows[2].startswith("| 2 | 2 | 6 | ")
+    owners = {(seat.folder / "output/run.json").stat().st_uid for seat in seats}
+    assert owners == {learner.uid for learner in learners}

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from volcano_gif.commands import CommandError
-from volcano_gif.commands import run
-from volcano_gif.commands import run_concurrently
+from volcano_gif.commands import CommandError, last_line, on_one_line, run, run_capturing
 
 
 def test_run_returns_stdout() -> None:
@@ -27,13 +25,13 @@ def test_missing_program_is_a_command_error() -> None:
         run(["no-such-program-here"])
 
 
-def test_concurrent_commands_all_finish_even_when_one_fails(tmp_path: object) -> None:
-    with pytest.raises(CommandError, match="exit code 2"):
-        run_concurrently([["sh", "-c", "exit 2"], ["sh", "-c", "sleep 0.2; echo done"]])
-
-
 def test_large_output_does_not_stall() -> None:
-    outputs = run_concurrently(
-        [["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a >&2"], ["echo", "second"]]
-    )
-    assert outputs == ["", "second\n"]
+    out, err = run_capturing(["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a >&2; echo done"])
+    assert (out, len(err)) == ("done\n", 300000)
+
+
+def test_what_a_command_said_on_one_line() -> None:
+    said = "\n  sbatch: error: first\n\nsbatch: error: last  \n"
+    assert on_one_line(said) == "sbatch: error: first / sbatch: error: last"
+    assert last_line(said) == "sbatch: error: last"
+    assert (on_one_line(" \n"), last_line("")) == ("", "")

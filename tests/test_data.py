@@ -10,13 +10,12 @@ import numpy.typing as npt
 import pytest
 
 from tests.helpers import REPO
-from volcano_gif.task.data import DataError
-from volcano_gif.task.data import load_grid
+from volcano_gif.task.data import DataError, load_grid
 
 
 def test_grid_shape_and_range(grid: npt.NDArray[np.float64]) -> None:
     assert grid.shape == (87, 61)
-    assert (grid.min(), grid.max()) == (94.0, 195.0)
+    assert (float(np.min(grid)), float(np.max(grid))) == (94.0, 195.0)
 
 
 def test_columns_are_in_numeric_not_text_order(grid: npt.NDArray[np.float64]) -> None:

@@ -12,15 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.fakes import fake_slurm_env
-from tests.fakes import sbatch_calls
-from tests.helpers import REPO
-from tests.helpers import copy_project
-from tests.helpers import run
-from tests.tutorial import parse_console
-from volcano_gif.assembly.assembler import FramesNotReadyError
-from volcano_gif.assembly.assembler import resume_hint
-from volcano_gif.layout import ProjectPaths
+from tests.fakes import fake_slurm_env, sbatch_calls
+from tests.helpers import REPO, copy_project, run
+from tests.tutorial import fenced_blocks, paired, split_commands
+from volcano_gif.assembly.assembler import FramesNotReadyError, resume_hint
+from volcano_gif.paths import ProjectPaths
 
 README = (REPO / "README.md").read_text()
 TUTORIAL = (REPO / "docs/tutorial.md").read_text()
@@ -79,31 +75,69 @@ def test_the_readme_missing_frames_example_is_what_the_assembler_prints() -> Non
     assert printed.splitlines() == shown
 
 
-def _console_blocks() -> list[tuple[int, str, bool]]:
-    """(line, source, skipped) for every console block of the tutorial."""
+def _command_blocks() -> list[tuple[int, str, bool]]:
+    """(line, commands, skipped) for every command block of the tutorial."""
     blocks = []
-    lines = TUTORIAL.splitlines()
-    for number, line in enumerate(lines):
-        if line == "```console":
-            end = lines.index("```", number + 1)
-            before = [text for text in lines[max(0, number - 6) : number] if text.strip()]
-            skipped = bool(before) and before[-1] == "<!-- skip: next -->"
-            blocks.append((number + 1, "\n".join(lines[number + 1 : end]), skipped))
+    for start, _, shown in paired(TUTORIAL):
+        line = TUTORIAL.count("\n", 0, start) + 1
+        before = [text for text in TUTORIAL[:start].splitlines()[-6:] if text.strip()]
+        skipped = bool(before) and before[-1] == "<!-- skip: next -->"
+        blocks.append((line, shown.commands, skipped))
     return blocks
 
 
 def test_the_tutorial_runs_nearly_every_block_and_says_which_it_does_not() -> None:
-    blocks = _console_blocks()
+    blocks = _command_blocks()
     skipped = [block for block in blocks if block[2]]
     assert len(blocks) >= 40
-    assert len(skipped) <= 2
+    assert len(skipped) <= 1
     for line, _, _ in skipped:
         above = "\n".join(TUTORIAL.splitlines()[max(0, line - 8) : line])
         assert "Not run by the tests" in above, f"line {line}: say why it is not run"
-    for _, source, _ in blocks:
-        assert parse_console(source), source  # every block is commands and their output
-    fences = re.findall(r"^```(\w*)$", TUTORIAL, flags=re.MULTILINE)
-    assert set(fences) == {"console", ""}  # no shell block escapes the tests
+    languages = {block.language for block in fenced_blocks(TUTORIAL)}
+    assert languages == {"bash", "output", "mermaid"}  # no shell block escapes the tests
+
+
+def test_every_block_a_reader_copies_pastes_into_bash_as_it_is() -> None:
+    blocks = fenced_blocks(TUTORIAL)
+    for index, block in enumerate(blocks):
+        line = TUTORIAL.count("\n", 0, block.start) + 1
+        if block.language == "output":  # right after its commands, or another output block
+            before = blocks[index - 1] if index else None
+            assert before is not None, line
+            assert before.language in {"bash", "output"}, line
+            assert not TUTORIAL[before.end : block.start].strip(), f"line {line}: text between"
+            continue
+        if block.language != "bash":
+            continue
+        for number, text in enumerate(block.source.splitlines(), start=line + 1):
+            prompt = text.startswith(("$ ", "> ")) or text in {"$", ">"}
+            assert not prompt, f"line {number}: a prompt in a block a reader copies: {text!r}"
+            assert not re.search(r"<(id|time|node|size|name|version|path)>", text), (
+                f"line {number}: output in a block a reader copies: {text!r}"
+            )
+        opened = re.findall(r"<<-?\s*'?(\w+)'?", block.source)
+        for word in opened:
+            assert re.search(rf"^{word}$", block.source, flags=re.MULTILINE), (
+                f"line {line}: the heredoc {word} never closes"
+            )
+
+
+def test_a_prompt_or_an_output_line_in_a_command_block_is_caught() -> None:
+    for bad in ("$ squeue --me\n", "cat > a <<'EOF'\n> text\n> EOF\n", "echo\n<id>\n"):
+        page = f"```bash\n{bad}```\n"
+        with pytest.raises(AssertionError):
+            _check_copyable(page)
+    _check_copyable("```bash\ncat > a <<'EOF'\ntext\nEOF\n```\n")
+
+
+def _check_copyable(page: str) -> None:
+    global TUTORIAL
+    saved, TUTORIAL = TUTORIAL, page
+    try:
+        test_every_block_a_reader_copies_pastes_into_bash_as_it_is()
+    finally:
+        TUTORIAL = saved
 
 
 EPISODES = range(1, 9)
@@ -121,18 +155,33 @@ def test_every_episode_has_questions_objectives_an_exercise_and_key_points(numbe
     title = body.splitlines()[0]
     assert "\n**Questions:** " in body
     assert "\n**Objectives:** " in body
-    assert "<details><summary>Exercise:" in body
+    # The exercise is asked in the open; only its solution is folded away.
+    assert re.search(rf"^\*\*Exercise {number}\.1\.\*\* ", body, flags=re.MULTILINE), title
+    assert "<details><summary>Solution</summary>" in body
     assert body.rstrip().split("\n\n")[-2:][0] == "**Key points**", title
-    # ... and a row in the schedule: core or optional, teaching and exercise minutes.
-    schedule = TUTORIAL[TUTORIAL.index("**Schedule.**") : TUTORIAL.index("**Set-up.**")]
+    # ... and a row in the schedule: core or optional, teaching, exercise and command minutes.
+    schedule = TUTORIAL[TUTORIAL.index("**Schedule.**") : TUTORIAL.index("**Set-up, the day")]
     (row,) = [line for line in schedule.splitlines() if line.startswith(f"| [{title}]")]
-    assert re.search(r"\| (core|optional) \| \d+ min \| \d+ min \| \d+ s \|$", row), row
+    assert re.search(r"\| (core|optional) \| \d+ min \| \d+ min \| \d+ min \|$", row), row
+
+
+@pytest.mark.parametrize("number", [2, 3, 4])
+def test_the_core_episodes_after_the_first_say_how_to_get_back_after_a_lost_shell(
+    number: int,
+) -> None:
+    body = _episode(number)
+    box = body[body.index("**Lost your shell?**") :]
+    assert "cd ~/volcano && source .venv/bin/activate" in box.split("```output")[0]
 
 
 def _commands() -> list[tuple[int, str]]:
     """(line, command) of every command the tutorial runs, in order."""
-    return [(line, step.command) for line, source, skipped in _console_blocks() if not skipped
-            for step in parse_console(source)]  # fmt: skip
+    return [
+        (line, command)
+        for line, source, skipped in _command_blocks()
+        if not skipped
+        for command in split_commands(source)
+    ]
 
 
 def test_the_learner_types_their_own_sbatch_before_submit_gif_job_appears() -> None:
@@ -146,6 +195,16 @@ def test_the_learner_types_their_own_sbatch_before_submit_gif_job_appears() -> N
     )
 
 
+def test_the_failed_tasks_are_found_and_rendered_again_by_hand_before_resume_does_it() -> None:
+    body = _episode(4)
+    by_hand = body.index("--state FAILED")
+    assert (
+        by_hand
+        < body.index("sbatch --parsable --array=5,9")
+        < body.index("```bash\nbash submit-gif-job --resume\n```")
+    )
+
+
 def test_the_tutorial_is_safe_and_portable_on_a_shared_cluster() -> None:
     for line, command in _commands():
         for squeue in re.findall(r"squeue[^|;&]*", command):
@@ -156,15 +215,31 @@ def test_the_tutorial_is_safe_and_portable_on_a_shared_cluster() -> None:
         assert not re.search(r"\bsed\b[^|]*s/", command), f"line {line}: no sed on output"
         assert not re.search(r"\btree\b", command), f"line {line}: tree differs by version"
         assert "$FRAMES" not in command, f"line {line}: a variable lost on reconnect"
+        for loop in re.findall(r"squeue --me --noheader --jobs \"([^\"]*)\"", command):
+            assert all(":?}" in job for job in loop.split(",")), f"line {line}: guard {loop}"
     assert "debug" not in TUTORIAL  # the test cluster's partition is not the reader's
 
 
-def test_the_instructor_notes_have_the_class_size_table() -> None:
+def test_the_instructor_notes_have_the_checklist_and_the_class_size_table() -> None:
     notes = (REPO / "docs/instructors.md").read_text()
     assert "(instructors.md)" in TUTORIAL
-    for heading in ("## What to ask the site for", "## How many jobs a class makes",
-                    "## What to recommend", "## Errors learners hit", "## Timings"):  # fmt: skip
+    for heading in (
+        "## The checklist",
+        "## How many jobs a class makes",
+        "## What to recommend",
+        "## Errors learners hit",
+        "## Timings",
+    ):
         assert heading in notes, heading
+    for step in (
+        "VOLCANO_TUTORIAL_CLUSTER=current VOLCANO_TUTORIAL_PACE=5",
+        "volcano-gif check",
+        "scancel --me --state=PENDING",
+        "unset SBATCH_RESERVATION",
+        "--kill-on-invalid-dep=no",
+    ):
+        assert step in notes, step
+    assert "volcano-gif check" in TUTORIAL
     table = notes[notes.index("## How many jobs a class makes") :]
     for learners in (1, 10, 30):
         assert re.search(rf"^\| {learners} \|", table, flags=re.MULTILINE), learners
@@ -175,3 +250,12 @@ def test_the_tutorial_pictures_exist() -> None:
         assert (REPO / "docs" / picture).is_file(), picture
     for picture in re.findall(r"\]\((docs/[^)]+)\)", README):
         assert (REPO / picture).is_file(), picture
+
+
+def test_the_readme_exit_status_table_is_the_codes_the_commands_return() -> None:
+    from volcano_gif.arguments import EXIT_CANCELLED, EXIT_FAILURE, EXIT_USAGE
+    from volcano_gif.submit.check import EXIT_INTERRUPTED
+
+    table = README.split("| status | meaning |", 1)[1].split("\n\n", 1)[0]
+    listed = [int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)]
+    assert listed == [0, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_CANCELLED]

@@ -1,18 +1,20 @@
 """Faults on the real localhost Slurm, and full disks: no fault loses a frame.
 
 The cluster of the ``fault_slurm`` fixture notices a lost node after 10 s
-(SlurmdTimeout) and caps array indices at 100 (MaxArraySize=101). Each test
-ends with one command, ``bash submit-gif-job --resume``, that finishes the run,
-and checks the frames against a clean render, byte for byte.
+(SlurmdTimeout) and caps array indices at 100 (MaxArraySize=101). The learner
+submits, cancels and resumes; the test, as root, loses nodes as only a machine
+or an administrator can. Each test ends with one command, ``bash submit-gif-job
+--resume``, that finishes the run, and checks the frames against a clean
+render, byte for byte.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,23 +22,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_frame_digests
-from tests.helpers import descendants
-from tests.helpers import run
-from tests.media import gif_facts
-from tests.media import mp4_frame_count
-from tests.slurm_helpers import submit
-from tests.slurm_helpers import submit_run
-from tests.slurm_helpers import task_states
-from tests.slurm_helpers import wait_for_run
-from tools.local_slurm import Cluster
-from tools.local_slurm import job_records
-from tools.local_slurm import node_states
-from tools.local_slurm import start
-from tools.local_slurm import status
-from volcano_gif.layout import ProjectPaths
+from tests.helpers import clean_frame_digests, descendants, run
+from tests.media import gif_facts, mp4_frame_count
+from tests.slurm_helpers import (
+    as_learner,
+    cluster_env,
+    learner,
+    learner_python,
+    submit,
+    submit_run,
+    task_states,
+    wait_for_run,
+)
+from tools.local_slurm import Cluster, job_records, node_states, start, status
 from volcano_gif.layout import frame_name
-from volcano_gif.run.record import require_record
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record_store import require_record
+
+
+@pytest.fixture
+def project(learner_project: Path) -> Path:
+    """The learner's own copy of the project: they submit, cancel and resume."""
+    return learner_project
 
 
 def _resume_and_check(cluster: Cluster, project: Path, frame_count: int) -> None:
@@ -56,13 +63,11 @@ def _check_complete(project: Path, frame_count: int) -> None:
     assert list((project / "images").iterdir()) == []
 
 
-@pytest.mark.slurm
 def test_scancel_two_tasks_then_resume_loses_nothing(fault_slurm: Cluster, project: Path) -> None:
     array_id, gif_id = submit(fault_slurm, project, "--frames", "12", "--max-running", "2")
-    cancel = subprocess.run(
-        ["scancel", f"{array_id}_5", f"{array_id}_9"],
-        env=fault_slurm.env(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    cancel = as_learner(
+        ["scancel", f"{array_id}_5", f"{array_id}_9"], cwd=project, env=cluster_env(fault_slurm)
+    )
     assert cancel.returncode == 0, cancel.stderr
     wait_for_run(fault_slurm, project)
 
@@ -116,45 +121,50 @@ def _node_back_afterwards(cluster: Cluster, node: str) -> Iterator[None]:
         yield
     finally:
         start(cluster)  # restarts the killed slurmd
-        run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], cwd=Path("/"),
-            env=cluster.env())  # fmt: skip
+        run(
+            ["scontrol", "update", f"NodeName={node}", "State=RESUME"],
+            cwd=Path("/"),
+            env=cluster.env(),
+        )
         deadline = time.monotonic() + 60
         while node_states(cluster).get(node) not in {"idle", "mix", "alloc"}:
             assert time.monotonic() < deadline, node_states(cluster)
             time.sleep(0.5)
 
 
-@pytest.mark.slurm
 def test_a_lost_node_loses_no_frame(fault_slurm: Cluster, project: Path) -> None:
     array_id, _ = submit(fault_slurm, project, "--frames", "96", "--frames-per-task", "24")
-    # Wait until a task runs on n2 (its slurmstepd is up: RUNNING comes a moment before,
-    # and a task may end in between), then lose n2: its slurmd, slurmstepds, their tasks.
+    lost_node = fault_slurm.node_names[1]
+    # Wait until a task runs on the second node (its slurmstepd is up: RUNNING comes a
+    # moment before, and a task may end in between), then lose that node: its slurmd,
+    # its slurmstepds and their tasks.
     deadline = time.monotonic() + 60
     while True:
-        on_n2 = {
-            record["JobId"] for record in job_records(fault_slurm, array_id)
-            if record["JobState"] == "RUNNING" and record.get("BatchHost") == "n2"
-        }  # fmt: skip
-        stepds = _stepd_pids(on_n2) if on_n2 else []
+        on_node = {
+            record["JobId"]
+            for record in job_records(fault_slurm, array_id)
+            if record["JobState"] == "RUNNING" and record.get("BatchHost") == lost_node
+        }
+        stepds = _stepd_pids(on_node) if on_node else []
         if stepds:
             break
-        assert time.monotonic() < deadline, "no task started on n2"
+        assert time.monotonic() < deadline, f"no task started on {lost_node}"
         time.sleep(0.1)
-    with _node_back_afterwards(fault_slurm, "n2"):
-        slurmd = status(fault_slurm)["slurmd-n2.pid"]
+    with _node_back_afterwards(fault_slurm, lost_node):
+        slurmd = status(fault_slurm)[f"slurmd-{lost_node}.pid"]
         assert slurmd is not None
         victims = [slurmd, *stepds, *(p for s in stepds for p in descendants(s))]
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):  # a task that ended just now
                 os.kill(pid, signal.SIGKILL)
-        # Slurm notices within SlurmdTimeout (10 s) and marks n2 down.
+        # Slurm notices within SlurmdTimeout (10 s) and marks the node down.
         deadline = time.monotonic() + 60
-        while not node_states(fault_slurm).get("n2", "").startswith("down"):
+        while not node_states(fault_slurm).get(lost_node, "").startswith("down"):
             assert time.monotonic() < deadline, node_states(fault_slurm)
             time.sleep(0.5)
         wait_for_run(fault_slurm, project, timeout=300)
         tasks = job_records(fault_slurm, array_id)
-        lost = [t for t in tasks if t["JobId"] in on_n2]
+        lost = [t for t in tasks if t["JobId"] in on_node]
         what = [(t["JobId"], t["JobState"], t["Restarts"], t["BatchHost"]) for t in lost]
         print("what Slurm did with the lost tasks:", what)
         # Whatever Slurm did (requeue, or fail), --resume finishes the run with nothing lost.
@@ -164,10 +174,10 @@ def test_a_lost_node_loses_no_frame(fault_slurm: Cluster, project: Path) -> None
             _resume_and_check(fault_slurm, project, 96)
 
 
-@pytest.mark.slurm
 def test_3600_frames_fit_under_max_array_size_101(fault_slurm: Cluster, project: Path) -> None:
-    result = submit_run(fault_slurm, project, "--frames", "3600", "--frames-per-task", "1",
-                        "--size", "64x48")  # fmt: skip
+    result = submit_run(
+        fault_slurm, project, "--frames", "3600", "--frames-per-task", "1", "--size", "64x48"
+    )
     assert result.returncode == 0, result.stderr
     assert (
         "3600 frames at 1 per task need array indices up to 3600, but this cluster's "
@@ -179,8 +189,12 @@ def test_3600_frames_fit_under_max_array_size_101(fault_slurm: Cluster, project:
     record = require_record(ProjectPaths(project))
     assert record.state == "assembled", record.error
     (submission,) = record.submissions
-    assert submission.commands[0][:4] == ["sbatch", "--parsable", "--array=1-100",
-                                          "generate_frames.slurm"]  # fmt: skip
+    assert submission.commands[0][:4] == [
+        "sbatch",
+        "--parsable",
+        "--array=1-100",
+        "generate_frames.slurm",
+    ]
     assert "--frames-per-task" in submission.commands[0]
     assert submission.commands[0][submission.commands[0].index("--frames-per-task") + 1] == "36"
     states = task_states(fault_slurm, submission.array_job_id or "")
@@ -194,13 +208,36 @@ def test_3600_frames_fit_under_max_array_size_101(fault_slurm: Cluster, project:
 # ------------------------------------------------------------------ full disks
 @contextmanager
 def _small_disk(folder: Path, size: str) -> Iterator[None]:
+    """A full disk of ``size`` mounted at ``folder`` (as root), that the learner writes to."""
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                   check=True)  # fmt: skip
+    owner = learner()
+    owner.own(folder.parent)
+    options = f"size={size},uid={owner.uid},gid={owner.gid},mode=0755"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
     try:
         yield
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def learners_rendered_project(project: Path, small_frames: Path) -> ProjectPaths:
+    """The learner's project copy, whose images/ holds a complete 12-frame run."""
+    shutil.copytree(small_frames, project / "images", dirs_exist_ok=True)
+    learner().own(project)
+    return ProjectPaths(project)
+
+
+def _assemble_as_learner(paths: ProjectPaths) -> subprocess.CompletedProcess[str]:
+    command: list[str | Path] = [
+        learner_python(),
+        "-m",
+        "volcano_gif",
+        "assemble",
+        "--frames",
+        "12",
+    ]
+    return as_learner(command, cwd=paths.root, env=os.environ)
 
 
 @pytest.mark.usefixtures("root_only")
@@ -213,13 +250,12 @@ def _small_disk(folder: Path, size: str) -> Iterator[None]:
     ids=["archives", "gifs"],
 )
 def test_a_full_disk_loses_no_frame_and_names_the_file(
-    rendered_project: ProjectPaths, full: str, size: str, named: str
+    learners_rendered_project: ProjectPaths, full: str, size: str, named: str
 ) -> None:
-    paths = rendered_project
+    paths = learners_rendered_project
     before = {p.name: p.read_bytes() for p in paths.images.iterdir()}
     with _small_disk(paths.root / full, size):
-        result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
-                     cwd=paths.root)  # fmt: skip
+        result = _assemble_as_learner(paths)
         assert result.returncode == 1
         (error,) = [line for line in result.stderr.splitlines() if ": error: " in line]
         assert f"{paths.root}/{named}" in error
@@ -232,6 +268,5 @@ def test_a_full_disk_loses_no_frame_and_names_the_file(
         if (paths.root / folder).exists():
             assert os.listdir(paths.root / folder) == []
     # With room again, the same command finishes the run.
-    again = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
-                cwd=paths.root)  # fmt: skip
+    again = _assemble_as_learner(paths)
     assert again.returncode == 0, again.stderr

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import azimuth
-from volcano_gif.layout import check_frame
-from volcano_gif.layout import default_gif_width
-from volcano_gif.layout import expected_frames
-from volcano_gif.layout import frame_label
-from volcano_gif.layout import frame_name
-from volcano_gif.layout import frame_number
-from volcano_gif.layout import gif_size
-from volcano_gif.layout import parse_size
-from volcano_gif.layout import split_evenly
-from volcano_gif.layout import task_count
-from volcano_gif.layout import task_frames
-from volcano_gif.layout import task_of_frame
+from volcano_gif.errors import UsageError
+from volcano_gif.layout import frame_name, frame_number
+from volcano_gif.numbering import (
+    azimuth,
+    check_frame,
+    default_gif_width,
+    expected_frames,
+    frame_label,
+    gif_size,
+    parse_size,
+    split_evenly,
+    task_count,
+    task_frames,
+    task_of_frame,
+)
 
 
 def test_frame_names_are_zero_padded_and_sort_in_frame_order() -> None:

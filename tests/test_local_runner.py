@@ -22,24 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
-from tests.helpers import clean_frame_digests
-from tests.helpers import descendants
-from tests.helpers import project_env
-from tests.helpers import run
-from tests.helpers import wait_for
-from tests.media import gif_facts
-from tests.media import mp4_frame_count
+from tests.helpers import REPO, clean_frame_digests, descendants, project_env, run, wait_for
+from tests.media import gif_facts, mp4_frame_count
 from volcano_gif.assembly.assembler import FramesNotReadyError
-from volcano_gif.layout import ProjectPaths
 from volcano_gif.layout import frame_name
 from volcano_gif.local.progress import FrameProgress
 from volcano_gif.local.runner import run_local
-from volcano_gif.run.record import require_record
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record_store import require_record
 from volcano_gif.task.data import load_grid
-from volcano_gif.task.frames import Verdict
-from volcano_gif.task.frames import frames_on_disk
-from volcano_gif.task.frames import inspect_frame
+from volcano_gif.task.frames import FrameVerdict, frames_on_disk, inspect_frame
 from volcano_gif.task.render import FrameRenderer
 
 
@@ -97,8 +89,9 @@ def _env_without_sbatch(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_submit_gif_job_without_sbatch_runs_locally(project: Path, tmp_path: Path) -> None:
     env = _env_without_sbatch(tmp_path)
-    result = run([shutil.which("bash") or "bash", "submit-gif-job", "--frames", "8"],
-                 cwd=project, env=env)  # fmt: skip
+    result = run(
+        [shutil.which("bash") or "bash", "submit-gif-job", "--frames", "8"], cwd=project, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert "sbatch not found; running on this machine" in result.stderr
     _check_outputs(project, 8)
@@ -112,8 +105,9 @@ def test_slurm_configured_but_no_sbatch_stops_and_names_local(
     conf = tmp_path / "slurm.conf"
     conf.write_text("ClusterName=site\n")
     env = _env_without_sbatch(tmp_path, SLURM_CONF=str(conf))
-    result = run([shutil.which("bash") or "bash", "submit-gif-job", "--frames", "8"],
-                 cwd=project, env=env)  # fmt: skip
+    result = run(
+        [shutil.which("bash") or "bash", "submit-gif-job", "--frames", "8"], cwd=project, env=env
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"submit-gif-job: error: Slurm is configured on this machine ({conf}) but sbatch is "
@@ -122,8 +116,11 @@ def test_slurm_configured_but_no_sbatch_stops_and_names_local(
     ]
     assert not (project / "output/run.json").exists()
     assert not (project / "images").exists() or not any((project / "images").iterdir())
-    here = run([shutil.which("bash") or "bash", "submit-gif-job", "--local", "--frames", "4"],
-               cwd=project, env=env)  # fmt: skip
+    here = run(
+        [shutil.which("bash") or "bash", "submit-gif-job", "--local", "--frames", "4"],
+        cwd=project,
+        env=env,
+    )
     assert here.returncode == 0, here.stderr
     _check_outputs(project, 4)
 
@@ -160,8 +157,11 @@ def _render_on_a_pty(project: Path, rows: int, columns: int) -> str:
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "volcano_gif", "local", "--frames", "24"],
-        cwd=project, env=project_env(), stdout=subprocess.DEVNULL, stderr=terminal,
-    )  # fmt: skip
+        cwd=project,
+        env=project_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
     os.close(terminal)
     chunks = []
     while True:
@@ -218,16 +218,20 @@ def test_progress_off_a_terminal_is_plain_lines_at_most_every_few_seconds(
 def _start_local_run(project: Path, frames: int, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["bash", "submit-gif-job", "--local", "--frames", str(frames), *options],
-        cwd=project, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=project,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_a_local_run_holds_its_folder_and_a_crash_leaves_no_stale_lock(project: Path) -> None:
     first = _start_local_run(project, 96)
     wait_for(lambda: len(frames_on_disk(project / "images")) >= 2, "the first frames")
     second = run(["bash", "submit-gif-job", "--local", "--frames", "4"], cwd=project)
-    assert second.returncode == 2
+    assert second.returncode == 1
     (line,) = second.stderr.splitlines()
     assert f"a local run (pid {_runner_pid(first)}) is under way in {project}" in line
     assert "bash submit-gif-job --resume" in line
@@ -301,15 +305,19 @@ def test_cancel_stops_a_local_run_keeps_its_frames_and_resume_finishes_it(projec
     assert require_record(ProjectPaths(project)).state == "cancelled"
     for frame in kept:
         problem = inspect_frame(project / "images" / frame_name(frame), frame, 96, (640, 480))
-        assert problem is None or problem.verdict is not Verdict.BROKEN
+        assert problem is None or problem.verdict is not FrameVerdict.BROKEN
     resumed = run(["bash", "submit-gif-job", "--resume"], cwd=project)
     assert resumed.returncode == 0, resumed.stderr
     _check_outputs(project, 96)
 
 
-def test_a_new_run_refuses_to_overwrite_another_runs_frames(project: Path) -> None:
+def _render_frames_1_to_3_of_a_12_frame_run(project: Path) -> None:
     renderer = FrameRenderer(load_grid(project / "data/volcano.csv"), 12)
     renderer.render_many([1, 2, 3], project / "images")
+
+
+def test_a_new_run_refuses_to_overwrite_another_runs_frames(project: Path) -> None:
+    _render_frames_1_to_3_of_a_12_frame_run(project)
     refused = run(["bash", "submit-gif-job", "--local", "--frames", "24"], cwd=project)
     assert refused.returncode == 2
     (line,) = refused.stderr.splitlines()
@@ -321,8 +329,7 @@ def test_a_new_run_refuses_to_overwrite_another_runs_frames(project: Path) -> No
 
 
 def test_a_new_run_keeps_frames_it_would_render_the_same(project: Path) -> None:
-    renderer = FrameRenderer(load_grid(project / "data/volcano.csv"), 12)
-    renderer.render_many([1, 2, 3], project / "images")
+    _render_frames_1_to_3_of_a_12_frame_run(project)
     result = run(["bash", "submit-gif-job", "--local", "--frames", "12"], cwd=project)
     assert result.returncode == 0, result.stderr
     assert "rendering: 12/12 frames" in result.stderr
@@ -340,8 +347,7 @@ def test_git_status_is_clean_after_a_run(project: Path) -> None:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "project"]):
         assert run([*git, *command], cwd=project).returncode == 0
-    result = run([sys.executable, "-m", "volcano_gif", "local", "--frames", "4", "-q"],
-                 cwd=project)  # fmt: skip
+    result = run([sys.executable, "-m", "volcano_gif", "local", "--frames", "4", "-q"], cwd=project)
     assert result.returncode == 0, result.stderr
     assert (project / "output/run.json").is_file()
     status = run([*git, "status", "--porcelain", "--untracked-files=all"], cwd=project)

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 
 from volcano_gif.assembly.assembler import assemble
-from volcano_gif.layout import FRAME_LABEL_KEY
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import frame_label
-from volcano_gif.layout import frame_name
+from volcano_gif.layout import FRAME_LABEL_KEY, frame_name
+from volcano_gif.numbering import frame_label
+from volcano_gif.paths import ProjectPaths
 from volcano_gif.task.png import encode_rgb
 
 FRAMES = 1200
@@ -48,8 +47,9 @@ def many_frames(tmp_path_factory: pytest.TempPathFactory) -> ProjectPaths:
 def test_every_ffmpeg_of_a_1200_frame_assembly_stays_under_a_flat_bound(
     many_frames: ProjectPaths,
 ) -> None:
-    result = assemble(many_frames, FRAMES, gif_width=SIZE[0], size=SIZE,
-                      now=datetime(2026, 11, 29, 12, 0, 0))  # fmt: skip
+    result = assemble(
+        many_frames, FRAMES, gif_width=SIZE[0], size=SIZE, now=datetime(2026, 11, 29, 12, 0, 0)
+    )
     peaks = result.times.peaks_mib
     assert set(peaks) == {"ffmpeg mp4", "ffmpeg palette", "ffmpeg gif", "python"}
     for name in ("ffmpeg mp4", "ffmpeg palette", "ffmpeg gif"):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from volcano_gif.layout import UsageError
+from tests.helpers import argv
+from volcano_gif.errors import UsageError
 from volcano_gif.run.record import Parameters
-from volcano_gif.submit.plan import ARRAY_ID_PLACEHOLDER
-from volcano_gif.submit.plan import array_command
-from volcano_gif.submit.plan import assembly_command
-from volcano_gif.submit.plan import assembly_options
-from volcano_gif.submit.plan import plan_array
-from volcano_gif.submit.plan import render_options
-from volcano_gif.submit.plan import show
+from volcano_gif.submit.plan import (
+    ARRAY_ID_PLACEHOLDER,
+    array_command,
+    assembly_command,
+    assembly_options,
+    plan_array,
+    render_options,
+    show,
+)
 
 
 def _parameters(**changes: object) -> Parameters:
@@ -85,14 +88,17 @@ def test_a_resume_list_also_stays_under_max_array_size() -> None:
     assert {5, 1800, 3600} <= set(array.frames())
 
 
+RUN = "20261202T010000-0042"
+
+
 def test_render_and_assembly_options() -> None:
     plain = _parameters()
-    assert render_options(plain, 1) == ["--frames", "360", "--frames-per-task", "1"]
+    assert render_options(plain, 1, RUN) == argv(f"--frames 360 --frames-per-task 1 --run-id {RUN}")
     assert assembly_options(plain) == ["--frames", "360"]
     small = _parameters(frame_count=12, width=96, height=72, gif_width=96)
-    assert render_options(small, 4, force=True) == [
-        "--frames", "12", "--frames-per-task", "4", "--size", "96x72", "--force",
-    ]  # fmt: skip
+    assert render_options(small, 4, RUN, force=True) == argv(
+        f"--frames 12 --frames-per-task 4 --run-id {RUN} --size 96x72 --force"
+    )
     assert assembly_options(small) == ["--frames", "12", "--size", "96x72"]
     narrow = _parameters(gif_width=240)
     assert assembly_options(narrow) == ["--frames", "360", "--gif-width", "240"]
@@ -100,18 +106,17 @@ def test_render_and_assembly_options() -> None:
 
 def test_the_two_sbatch_commands_are_exact() -> None:
     array = plan_array(360, 1, 1001, max_running=10)
-    render = render_options(_parameters(), 1)
-    assert array_command(array, ["--qos=debug"], render) == [
-        "sbatch", "--parsable", "--array=1-360%10", "--qos=debug", "generate_frames.slurm",
-        "--frames", "360", "--frames-per-task", "1",
-    ]  # fmt: skip
-    assert assembly_command("77", ["--qos=debug"], ["--frames", "360"]) == [
-        "sbatch", "--parsable", "--dependency=afterany:77", "--qos=debug", "create_gif.slurm",
-        "--frames", "360",
-    ]  # fmt: skip
-    assert assembly_command(None, [], ["--frames", "360"]) == [
-        "sbatch", "--parsable", "create_gif.slurm", "--frames", "360",
-    ]  # fmt: skip
+    render = render_options(_parameters(), 1, RUN)
+    assert array_command(array, ["--qos=debug"], render) == argv(
+        "sbatch --parsable --array=1-360%10 --qos=debug generate_frames.slurm --frames 360 "
+        f"--frames-per-task 1 --run-id {RUN}"
+    )
+    assert assembly_command("77", ["--qos=debug"], ["--frames", "360"]) == argv(
+        "sbatch --parsable --dependency=afterany:77 --qos=debug create_gif.slurm --frames 360"
+    )
+    assert assembly_command(None, [], ["--frames", "360"]) == argv(
+        "sbatch --parsable create_gif.slurm --frames 360"
+    )
 
 
 def test_show_quotes_arguments_but_keeps_the_placeholder_readable() -> None:

@@ -14,13 +14,9 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from tests.helpers import copy_project
-from tests.helpers import project_env
-from tests.helpers import run
-from volcano_gif.layout import ELEVATION
-from volcano_gif.layout import azimuth
-from volcano_gif.task.render import FrameRenderer
-from volcano_gif.task.render import grid_triangles
+from tests.helpers import argv, copy_project, project_env, run
+from volcano_gif.numbering import ELEVATION, azimuth
+from volcano_gif.task.render import FrameRenderer, grid_triangles
 from volcano_gif.task.task_timing import TaskTiming
 
 
@@ -147,10 +143,10 @@ def test_volcano_py_ends_without_teardown_but_loses_no_output(project: Path) -> 
     # PYTHONUNBUFFERED) every path on stdout and every log line must still arrive.
     env = {k: v for k, v in project_env().items() if k != "PYTHONUNBUFFERED"}
     result = run(
-        [sys.executable, "volcano.py", "--array-task", "2", "--frames-per-task", "3",
-         "--frames", "12"],
-        cwd=project, env=env,
-    )  # fmt: skip
+        [sys.executable, *argv("volcano.py --array-task 2 --frames-per-task 3 --frames 12")],
+        cwd=project,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         str(project / "images" / f"image{n:04d}.png") for n in (4, 5, 6)
@@ -164,10 +160,19 @@ def test_volcano_py_ends_without_teardown_but_loses_no_output(project: Path) -> 
 
 def test_volcano_py_array_task_renders_its_block(project: Path) -> None:
     result = run(
-        [sys.executable, "volcano.py", "--array-task", "3", "--frames-per-task", "4",
-         "--frames", "12", "-q"],
+        [
+            sys.executable,
+            "volcano.py",
+            "--array-task",
+            "3",
+            "--frames-per-task",
+            "4",
+            "--frames",
+            "12",
+            "-q",
+        ],
         cwd=project,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (project / "images").iterdir())
     assert names == ["image0009.png", "image0010.png", "image0011.png", "image0012.png"]
@@ -195,7 +200,7 @@ def test_a_complete_frame_is_kept_unless_forced(
     renderer = FrameRenderer(grid, 12)
     path = renderer.render(3, tmp_path)
     first = path.stat().st_ino
-    timing = TaskTiming.for_slurm_task("7", 1)
+    timing = TaskTiming.for_slurm_task("7", 1, "20261202T010000-0042")
     renderer.render_many([3], tmp_path, timing=timing)
     assert path.stat().st_ino == first  # kept, not rewritten
     assert (timing.skipped, timing.frames) == ([3], [])
@@ -235,11 +240,8 @@ def test_another_runs_frame_is_rendered_again(
 def test_an_array_task_writes_its_timing_file(project: Path) -> None:
     env = {**project_env(), "SLURM_ARRAY_JOB_ID": "4242", "SLURMD_NODENAME": "n7"}
     began = time.time()
-    result = run(
-        [sys.executable, "volcano.py", "--array-task", "2", "--frames-per-task", "3",
-         "--frames", "12", "-q"],
-        cwd=project, env=env,
-    )  # fmt: skip
+    command = argv("volcano.py --array-task 2 --frames-per-task 3 --frames 12 -q")
+    result = run([sys.executable, *command], cwd=project, env=env)
     assert result.returncode == 0, result.stderr
     timing = json.loads((project / "output/timing/slurm-4242_2.json").read_text())
     assert (timing["node"], timing["job_id"], timing["array_task"]) == ("n7", "4242", 2)
@@ -299,12 +301,25 @@ def test_a_render_task_imports_neither_figure_nor_mplot3d_nor_the_report(
     env = project_env()
     warm = run([sys.executable, "volcano.py", "-q", "3"], cwd=project, env=env)  # builds the cache
     assert warm.returncode == 0, warm.stderr
-    result = run([sys.executable, "-X", "importtime", "volcano.py", "-q", "--force", "4"],
-                 cwd=project, env=env)  # fmt: skip
+    result = run(
+        [sys.executable, "-X", "importtime", "volcano.py", "-q", "--force", "4"],
+        cwd=project,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}  # fmt: skip
+    imported = {
+        line.split("|")[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "volcano_gif.task.render" in imported
-    forbidden = {"matplotlib.figure", "matplotlib.pyplot", "mpl_toolkits.mplot3d", "pandas",
-                 "seaborn", "imageio", "tqdm"}  # fmt: skip
+    forbidden = {
+        "matplotlib.figure",
+        "matplotlib.pyplot",
+        "mpl_toolkits.mplot3d",
+        "pandas",
+        "seaborn",
+        "imageio",
+        "tqdm",
+    }
     assert imported & forbidden == set()

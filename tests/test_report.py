@@ -16,20 +16,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.fakes import fake_slurm_env
-from tests.fakes import slurm_calls
+from tests.fakes import fake_slurm_env, slurm_calls
 from tests.helpers import run
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.run.record import AssemblyMemory
-from volcano_gif.run.record import Mode
-from volcano_gif.run.record import Parameters
-from volcano_gif.run.record import Submission
-from volcano_gif.run.record import new_record
-from volcano_gif.run.record import write_record
-from volcano_gif.run.report import TIMELINE_SIZE
-from volcano_gif.run.report import summary_lines
-from volcano_gif.run.report import write_report
-from volcano_gif.run.report import write_report_safely
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record import AssemblyMemory, Mode, Parameters, Submission
+from volcano_gif.run.record_store import new_record, write_record
+from volcano_gif.run.report import summary_lines, write_report, write_report_safely
+from volcano_gif.run.timeline import TIMELINE_SIZE
 
 T0 = datetime(2026, 11, 21, 10, 0, 0).astimezone()
 
@@ -46,24 +39,39 @@ def fake_sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _timing(job: str, task: int, node: str, start: float, frames: int) -> dict[str, object]:
     """A task that starts ``start`` s after T0, takes 1 s to start and 0.1 s per frame."""
     origin = T0.timestamp() + start
-    rendered = [[task * 100 + k, origin + 1 + 0.1 * k, origin + 1.1 + 0.1 * k]
-                for k in range(frames)]  # fmt: skip
+    rendered = [
+        [task * 100 + k, origin + 1 + 0.1 * k, origin + 1.1 + 0.1 * k] for k in range(frames)
+    ]
     return {
-        "task": f"slurm-{job}_{task}", "kind": "slurm", "node": node, "pid": 100 + task,
-        "process_start": origin, "job_id": job, "array_task": task, "run_id": None,
-        "imports_done": origin + 0.8, "ready": origin + 0.95, "frames": rendered,
-        "skipped": [], "end": origin + 1.05 + 0.1 * frames,
-        "peak_rss_mib": 70.0 + task, "mem_requested_mib": 256.0, "cpu_s": 1.0, "cpus": 1,
-    }  # fmt: skip
+        "task": f"slurm-{job}_{task}",
+        "kind": "slurm",
+        "node": node,
+        "pid": 100 + task,
+        "process_start": origin,
+        "job_id": job,
+        "array_task": task,
+        "run_id": None,
+        "imports_done": origin + 0.8,
+        "ready": origin + 0.95,
+        "frames": rendered,
+        "skipped": [],
+        "end": origin + 1.05 + 0.1 * frames,
+        "peak_rss_mib": 70.0 + task,
+        "mem_requested_mib": 256.0,
+        "cpu_s": 1.0,
+        "cpus": 1,
+    }
 
 
 def _run(tmp_path: Path, tasks: int = 6, frames_per_task: int = 2) -> ProjectPaths:
     paths = ProjectPaths(tmp_path)
-    record = new_record(Mode.SLURM, Parameters(tasks * frames_per_task, frames_per_task,
-                                               640, 480, 25, 400))  # fmt: skip
+    record = new_record(
+        Mode.SLURM, Parameters(tasks * frames_per_task, frames_per_task, 640, 480, 25, 400)
+    )
     record.submitted = T0.isoformat()
-    record.submissions.append(Submission("start", T0.isoformat(), f"1-{tasks}",
-                                         frames_per_task, [], "55", "56"))  # fmt: skip
+    record.submissions.append(
+        Submission("start", T0.isoformat(), f"1-{tasks}", frames_per_task, [], "55", "56")
+    )
     record.assembly_started = datetime.fromtimestamp(T0.timestamp() + 9).astimezone().isoformat()
     record.ended = datetime.fromtimestamp(T0.timestamp() + 11).astimezone().isoformat()
     record.assembly_memory = AssemblyMemory(
@@ -113,30 +121,46 @@ def test_summary_shows_each_jobs_peak_memory_next_to_what_it_asked_for(tmp_path:
 def _sacct_lines(task: int, state: str = "COMPLETED", rss: str = "81920K") -> list[str]:
     """sacct's lines for task ``task`` of array 55: the allocation, its batch and extern steps."""
     return [
-        f"55_{task}|{state}|0:0|4|00:02.500|2||256M|n1",
-        f"55_{task}.batch|{state}|0:0|4|00:02.500|2|{rss}|256M|n1",
-        f"55_{task}.extern|COMPLETED|0:0|4|00:00:00|2|102400K|256M|n1",
+        f"55_{task}|{state}|0:0|4|00:02.500|2||256M|n1|00:05:00",
+        f"55_{task}.batch|{state}|0:0|4|00:02.500|2|{rss}|256M|n1|",
+        f"55_{task}.extern|COMPLETED|0:0|4|00:00:00|2|102400K|256M|n1|",
     ]
 
 
 def test_with_accounting_the_report_takes_state_cpu_and_memory_from_one_sacct_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sacct: Path
 ) -> None:
-    lines = [*_sacct_lines(1), *_sacct_lines(2, "FAILED"), *_sacct_lines(3, rss="0"),
-             *_sacct_lines(4, rss="70M"), *_sacct_lines(5),
-             "55_[6]|PENDING|0:0|0|00:00:00|1||256M|None"]  # fmt: skip
+    lines = [
+        *_sacct_lines(1),
+        *_sacct_lines(2, "FAILED"),
+        *_sacct_lines(3, rss="0"),
+        *_sacct_lines(4, rss="70M"),
+        *_sacct_lines(5),
+        "55_[6]|PENDING|0:0|0|00:00:00|1||256M|None|00:05:00",
+    ]
     monkeypatch.setenv("FAKE_SACCT_OUTPUT", ";".join(lines))
     report = write_report(_run(tmp_path))
     (call,) = slurm_calls(fake_sacct, "sacct")
     assert call["args"] == [
-        "--noheader", "--parsable2", "--starttime", T0.strftime("%Y-%m-%dT%H:%M:%S"),
-        "--jobs", "55", "--format",
-        "JobID,State,ExitCode,ElapsedRaw,TotalCPU,AllocCPUS,MaxRSS,ReqMem,NodeList",
-    ]  # fmt: skip
+        "--noheader",
+        "--parsable2",
+        "--starttime",
+        T0.strftime("%Y-%m-%dT%H:%M:%S"),
+        "--jobs",
+        "55",
+        "--format",
+        "JobID,State,ExitCode,ElapsedRaw,TotalCPU,AllocCPUS,MaxRSS,ReqMem,NodeList,Timelimit",
+    ]
     table = pd.read_csv(report.tasks_csv)
     assert table["source"].tolist() == ["sacct"] * 5 + ["timing file"]
-    assert table["state"].fillna("").tolist() == ["COMPLETED", "FAILED", "COMPLETED",
-                                                  "COMPLETED", "COMPLETED", ""]  # fmt: skip
+    assert table["state"].fillna("").tolist() == [
+        "COMPLETED",
+        "FAILED",
+        "COMPLETED",
+        "COMPLETED",
+        "COMPLETED",
+        "",
+    ]
     # MaxRSS of the batch step (never the extern step's), where sampled: 80 MiB, 70 MiB...
     assert table["maxrss_mib"].fillna(0).tolist() == [80.0, 80.0, 0, 70.0, 80.0, 0]
     # ... and the peak: the larger of that and the task's own high-water mark (70 + task).
@@ -161,10 +185,12 @@ def test_with_accounting_the_report_takes_state_cpu_and_memory_from_one_sacct_ca
     ("sacct", "said"),
     [
         (None, "sacct not found on PATH"),
-        ("sacct: error: Problem talking to the database: Connection refused",
-         "sacct: error: Problem talking to the database: Connection refused"),
+        (
+            "sacct: error: Problem talking to the database: Connection refused",
+            "sacct: error: Problem talking to the database: Connection refused",
+        ),
     ],
-)  # fmt: skip
+)
 def test_without_sacct_or_its_database_the_report_uses_the_timing_files_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sacct: str | None, said: str
 ) -> None:
@@ -229,8 +255,9 @@ def test_a_failing_report_never_fails_the_assembly(
     # No timing files at all, and output/report is a file: no report can be made.
     paths.output.mkdir(exist_ok=True)
     (paths.output / "report").write_text("in the way")
-    result = run([sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"],
-                 cwd=paths.root)  # fmt: skip
+    result = run(
+        [sys.executable, "-m", "volcano_gif", "assemble", "--frames", "12"], cwd=paths.root
+    )
     assert result.returncode == 0, result.stderr
     assert "WARNING volcano_gif.run.report: no run report: RuntimeError: no task timing files" in (
         result.stderr
@@ -239,11 +266,61 @@ def test_a_failing_report_never_fails_the_assembly(
 
 
 def test_lanes_put_tasks_that_never_overlap_on_one_node_in_one_lane() -> None:
-    from volcano_gif.run.report import lanes
+    from volcano_gif.run.timeline import lanes
 
-    table = pd.DataFrame({
-        "node": ["n1", "n1", "n2", "n1", "n1"],
-        "start_s": [0.0, 0.1, 0.0, 1.0, 1.2],
-        "end_s": [1.0, 1.1, 2.0, 2.0, 2.1],
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "node": ["n1", "n1", "n2", "n1", "n1"],
+            "start_s": [0.0, 0.1, 0.0, 1.0, 1.2],
+            "end_s": [1.0, 1.1, 2.0, 2.0, 2.1],
+        }
+    )
     assert lanes(table) == ["n1 #1", "n1 #2", "n2 #1", "n1 #1", "n1 #2"]
+
+
+def test_a_run_that_asked_for_no_memory_limit_says_so_once() -> None:
+    from volcano_gif.run.report import memory_line
+
+    # A local run: no task and no assembly had a --mem.
+    table = pd.DataFrame({"peak_rss_mib": [70.0, 72.0], "mem_requested_mib": [None, None]})
+    line = memory_line(table.astype(float), AssemblyMemory({"python": 120.0}, None))
+    assert line == (
+        "memory: render tasks peaked at 72 MiB (median 71), no limit asked; "
+        "assembly peaked at 120 MiB (python), 120 MiB if all its processes peaked at once, "
+        "no limit asked"
+    )
+
+
+def test_the_report_counts_this_runs_tasks_only_where_job_ids_repeat(tmp_path: Path) -> None:
+    paths = _run(tmp_path)
+    run_id = json.loads(paths.run_record.read_text())["run_id"]
+    for task in range(1, 7):
+        timing = _timing("55", task, "n1", 0.5 * task, 2) | {"run_id": run_id}
+        (paths.timing / f"slurm-55_{task}.json").write_text(json.dumps(timing))
+    # An earlier run in this folder, on a cluster whose job ids started again: array 55 too.
+    earlier = _timing("55", 7, "n1", 0, 2) | {"run_id": "20261101T090000-0001"}
+    (paths.timing / "slurm-55_7.json").write_text(json.dumps(earlier))
+    report = write_report(paths)
+    assert report.tasks == 6
+    assert report.summary[0] == "tasks: 6 on 1 node(s), 12 frames rendered"
+
+
+def test_tasks_killed_or_over_their_memory_are_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _run(tmp_path)
+    for task in range(1, 7):  # these tasks asked for 72 MiB; 4 of them peaked above it
+        timing = _timing("55", task, "n1", 0.5 * task, 2) | {"mem_requested_mib": 72.0}
+        (paths.timing / f"slurm-55_{task}.json").write_text(json.dumps(timing))
+    # Task 7 was killed for memory: it wrote no timing file, but sacct knows it.
+    killed = "55_7|OUT_OF_MEMORY|0:125|2|00:01.000|1||72M|n2|00:05:00"
+    monkeypatch.setenv("FAKE_SACCT_OUTPUT", killed)
+    report = write_report(paths)
+    assert report.summary[-4:-1] == [
+        "memory: render tasks peaked at 76 MiB (median 74), asked for 72 MiB; assembly peaked at "
+        "120 MiB (python), 345 MiB if all its processes peaked at once, asked for 1024 MiB",
+        "killed: array task 7 of job 55 ran out of memory (OUT_OF_MEMORY): it asked for 72 MiB "
+        "(--mem); ask for more with --mem=256M",
+        "warning: 4 render tasks peaked above the 72 MiB asked for (at most 76 MiB): where "
+        "cgroups enforce --mem such a task is killed; ask for more with --mem=256M",
+    ]

@@ -7,22 +7,35 @@ import subprocess
 
 import pytest
 
-from tests.helpers import REPO
-from tests.helpers import installed_program
-from volcano_gif.layout import ARRAY_SCRIPT
-from volcano_gif.layout import ASSEMBLY_MEMORY
-from volcano_gif.layout import ASSEMBLY_SCRIPT
-from volcano_gif.layout import DEFAULT_FRAME_COUNT
-from volcano_gif.layout import FRAME_PREFIX
-from volcano_gif.layout import RENDER_TASK_MEMORY
-from volcano_gif.layout import SLURM_ARRAY_LOG_ERR
-from volcano_gif.layout import SLURM_ARRAY_LOG_OUT
-from volcano_gif.layout import SLURM_JOB_LOG_ERR
-from volcano_gif.layout import SLURM_JOB_LOG_OUT
-from volcano_gif.layout import frame_name
-from volcano_gif.submit.submission import PLAN_FILES
+from tests.helpers import REPO, installed_program
+from tools.workspace import PROJECT_FILES
+from volcano_gif.layout import (
+    ARRAY_SCRIPT,
+    ASSEMBLY_MEMORY,
+    ASSEMBLY_SCRIPT,
+    ASSEMBLY_TIME,
+    COMPARE_MEMORY,
+    COMPARE_SCRIPT,
+    COMPARE_TIME,
+    DEFAULT_FRAME_COUNT,
+    FRAME_PREFIX,
+    RENDER_TASK_MEMORY,
+    RENDER_TASK_TIME,
+    SLURM_ARRAY_LOG_ERR,
+    SLURM_ARRAY_LOG_OUT,
+    SLURM_JOB_LOG_ERR,
+    SLURM_JOB_LOG_OUT,
+    frame_name,
+)
+from volcano_gif.submit.plan_files import PLAN_FILES
 
-SCRIPTS = ["generate_frames.slurm", "create_gif.slurm", "submit-gif-job", ".ci/run"]
+SCRIPTS = [
+    "generate_frames.slurm",
+    "create_gif.slurm",
+    "compare_frames.slurm",
+    "submit-gif-job",
+    ".ci/run",
+]
 
 
 def sbatch_options(script: str) -> dict[str, str]:
@@ -38,14 +51,32 @@ def test_array_script_header_matches_the_constants() -> None:
     assert SLURM_ARRAY_LOG_OUT == "output/slurm_files/%x-%A_%a.out"
     assert options["job-name"] == "generate_frames"
     assert options["mem"] == RENDER_TASK_MEMORY
+    assert options["time"] == RENDER_TASK_TIME
 
 
-def test_assembly_script_header_matches_the_constants() -> None:
-    options = sbatch_options("create_gif.slurm")
+@pytest.mark.parametrize(
+    ("script", "job_name", "memory", "time"),
+    [
+        ("create_gif.slurm", "create_gif", ASSEMBLY_MEMORY, ASSEMBLY_TIME),
+        (COMPARE_SCRIPT, "compare_frames", COMPARE_MEMORY, COMPARE_TIME),
+    ],
+    ids=["assembly", "compare"],
+)
+def test_single_job_script_header_matches_the_constants(
+    script: str, job_name: str, memory: str, time: str
+) -> None:
+    options = sbatch_options(script)
     assert options["output"] == SLURM_JOB_LOG_OUT
     assert options["error"] == SLURM_JOB_LOG_ERR
-    assert options["job-name"] == "create_gif"
-    assert options["mem"] == ASSEMBLY_MEMORY
+    assert options["job-name"] == job_name
+    assert options["mem"] == memory
+    assert options["time"] == time
+
+
+def test_every_job_script_reaches_a_copy_of_the_project() -> None:
+    scripts = {path.name for path in REPO.glob("*.slurm")}
+    assert scripts == {ARRAY_SCRIPT, ASSEMBLY_SCRIPT, COMPARE_SCRIPT}
+    assert scripts <= set(PROJECT_FILES)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -72,6 +103,7 @@ def test_submit_script_reads_the_plan_files_and_runs_the_two_scripts() -> None:
 def test_job_scripts_pass_their_arguments_to_python() -> None:
     assert 'volcano.py --array-task "${SLURM_ARRAY_TASK_ID' in (REPO / ARRAY_SCRIPT).read_text()
     assert '-m volcano_gif assemble "$@"' in (REPO / ASSEMBLY_SCRIPT).read_text()
+    assert '-m volcano_gif compare "$@"' in (REPO / COMPARE_SCRIPT).read_text()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -91,8 +123,10 @@ def test_readme_shows_the_real_frame_names() -> None:
 def test_shellcheck(script: str) -> None:
     result = subprocess.run(
         [installed_program("shellcheck"), "-x", str(REPO / script)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -110,6 +144,15 @@ def test_ci_runs_the_readme_test_command_with_decoys_first_on_path() -> None:
     assert f"\n{command}\n" in ci
     assert "for tool in shellcheck ruff mypy lint-imports; do" in ci
     assert ci.index('export PATH="$decoys:$PATH"') < ci.index(f"\n{command}\n")
+    # ... and the same command on Slurm 24.11, in the Debian 13 root, beside it.
+    assert "\nbash tools/debian13.sh test >" in ci
+    inside = (REPO / "tools" / "debian13.sh").read_text()
+    for step in (
+        "python3 -m venv .venv",
+        'pip install -q -e ".[test]"',
+        ".venv/bin/python -m pytest",
+    ):
+        assert step in inside, step
 
 
 def test_readme_gif_command_uses_the_real_scripts() -> None:

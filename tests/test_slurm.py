@@ -1,8 +1,9 @@
 """The real scripts on a real Slurm: slurmctld, two slurmd and munged on localhost.
 
-Each test copies the project, runs ``bash submit-gif-job`` against the private
-cluster of the ``slurm`` fixture, waits for the jobs and reads back what Slurm
-and the pipeline left behind.
+Each test gives the learner a copy of the project, runs ``bash submit-gif-job``
+as the learner against the private cluster of the ``slurm`` fixture (a site's
+configuration: cgroups enforce ``--mem``), waits for the jobs and reads back
+what Slurm and the pipeline left behind.
 """
 
 from __future__ import annotations
@@ -22,27 +23,30 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.helpers import REPO
-from tests.helpers import project_env
-from tests.helpers import run
-from tests.media import gif_facts
-from tests.media import mp4_frame_count
-from tests.slurm_helpers import cluster_env
-from tests.slurm_helpers import queued_ids
-from tests.slurm_helpers import submit
-from tests.slurm_helpers import submit_run
-from tests.slurm_helpers import task_states
-from tests.slurm_helpers import wait_for_run
-from tools.local_slurm import Cluster
-from tools.local_slurm import job_records
-from tools.local_slurm import start
-from tools.local_slurm import status
-from tools.local_slurm import wait_for_jobs
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.run.record import require_record
-from volcano_gif.run.report import TIMELINE_SIZE
+from tests.helpers import REPO, argv, project_env, run
+from tests.media import gif_facts, mp4_frame_count
+from tests.slurm_helpers import (
+    as_learner,
+    cluster_env,
+    learner,
+    queued_ids,
+    slurm_output,
+    submit,
+    submit_run,
+    task_states,
+    volcano_gif,
+    wait_for_run,
+)
+from tools.local_slurm import Cluster, job_records, slurm_version, start, status, wait_for_jobs
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record_store import require_record
+from volcano_gif.run.timeline import TIMELINE_SIZE
 
-pytestmark = pytest.mark.slurm
+
+@pytest.fixture
+def project(learner_project: Path) -> Path:
+    """The learner's own copy of the project: everything here runs as the learner."""
+    return learner_project
 
 
 def _time(value: str) -> datetime:
@@ -50,10 +54,9 @@ def _time(value: str) -> datetime:
 
 
 def test_submit_gif_job_end_to_end_from_another_folder(
-    slurm: Cluster, project: Path, tmp_path: Path
+    slurm: Cluster, project: Path, learner_folder: Path
 ) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    elsewhere = learner_folder
     assert not (project / "output").exists()  # the log-folder trap: no folder yet
     array_id, gif_id = submit(slurm, project, "--frames", "8", cwd=elsewhere)
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
@@ -78,7 +81,8 @@ def test_submit_gif_job_end_to_end_from_another_folder(
 
     record = require_record(ProjectPaths(project))
     assert (record.state, record.mode, record.assembly_job_id) == ("assembled", "slurm", gif_id)
-    assert record.versions["slurm"].startswith("22.05")
+    major, minor = slurm_version()
+    assert record.versions["slurm"].startswith(f"{major}.{minor:02d}.")
     assert record.submitted is not None
     assert record.started is not None
     assert record.ended is not None
@@ -90,7 +94,7 @@ def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
     table = pd.read_csv(project / "output/report/tasks.csv")
     assert sorted(table["array_task"]) == list(range(1, 7))
-    assert set(table["node"]) == {"n1", "n2"}
+    assert set(table["node"]) == set(slurm.node_names)
     assert table["frames"].sum() == 12
     # start-up + rendering fit in each task's wall time; the numbers are the tasks' own.
     shown = table.to_string()
@@ -112,8 +116,9 @@ def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None
     assert re.fullmatch(
         r"memory: render tasks peaked at \d+ MiB \(median \d+\), asked for 256 MiB; "
         r"assembly peaked at \d+ MiB \(\w[\w ]*\), \d+ MiB if all its processes peaked "
-        r"at once, asked for 1024 MiB", memory.group(1),
-    )  # fmt: skip
+        r"at once, asked for 1024 MiB",
+        memory.group(1),
+    )
 
 
 def test_assembly_waits_pending_on_dependency_until_the_last_task_ends(
@@ -135,6 +140,12 @@ def test_assembly_waits_pending_on_dependency_until_the_last_task_ends(
     assert assembly["ExitCode"] == "0:0"
 
 
+def _block_frame(project: Path, frame: int) -> None:
+    """A folder of the learner's where a frame should go: its task fails to rename into it."""
+    (project / "images" / f"image{frame:04d}.png").mkdir(parents=True)
+    learner().own(project / "images")
+
+
 def _resume_renders_frame_2_and_assembles(slurm: Cluster, project: Path) -> None:
     """Unblock frame 2 (a folder stood where it goes); --resume must finish the 4-frame run."""
     (project / "images" / "image0002.png").rmdir()
@@ -150,7 +161,7 @@ def test_a_failed_task_is_reported_nothing_is_deleted_and_resume_finishes(
     slurm: Cluster, project: Path
 ) -> None:
     # A folder where frame 2 should go makes task 2 fail when it renames its frame.
-    (project / "images" / "image0002.png").mkdir(parents=True)
+    _block_frame(project, 2)
     array_id, gif_id = submit(slurm, project, "--frames", "4")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
 
@@ -175,15 +186,22 @@ def test_a_run_started_with_plain_sbatch_is_finished_by_the_printed_resume_comma
 ) -> None:
     # The lesson's way: the two sbatch commands typed by hand, no submit-gif-job,
     # so no run record. Task 2 fails; the assembler's one command must finish it.
-    (project / "images" / "image0002.png").mkdir(parents=True)
+    _block_frame(project, 2)
     (project / "output" / "slurm_files").mkdir(parents=True)
+    learner().own(project / "output")
     env = cluster_env(slurm)
-    array = run(["sbatch", "--parsable", "--array=1-4", "generate_frames.slurm",
-                 "--frames", "4"], cwd=project, env=env)  # fmt: skip
+    array = as_learner(
+        ["sbatch", "--parsable", "--array=1-4", "generate_frames.slurm", "--frames", "4"],
+        cwd=project,
+        env=env,
+    )
     assert array.returncode == 0, array.stderr
     array_id = array.stdout.strip().split(";")[0]
-    gif = run(["sbatch", "--parsable", f"--dependency=afterany:{array_id}", "create_gif.slurm",
-               "--frames", "4"], cwd=project, env=env)  # fmt: skip
+    gif = as_learner(
+        argv(f"sbatch --parsable --dependency=afterany:{array_id} create_gif.slurm --frames 4"),
+        cwd=project,
+        env=env,
+    )
     assert gif.returncode == 0, gif.stderr
     gif_id = gif.stdout.strip().split(";")[0]
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
@@ -200,10 +218,10 @@ def test_array_tasks_run_on_both_emulated_nodes(slurm: Cluster, project: Path) -
     array_id, gif_id = submit(slurm, project, "--frames", "6")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
     hosts = {t["BatchHost"] for t in job_records(slurm, array_id)}
-    assert hosts == {"n1", "n2"}
+    assert hosts == set(slurm.node_names)
     logs = [p.read_text() for p in (project / "output/slurm_files").glob("generate_frames-*.err")]
-    assert any(" on n1" in text for text in logs)
-    assert any(" on n2" in text for text in logs)
+    for node in slurm.node_names:
+        assert any(f" on {node}" in text for text in logs)
 
 
 def test_frames_per_task_shrinks_the_array(slurm: Cluster, project: Path) -> None:
@@ -219,8 +237,9 @@ def test_bad_partition_fails_with_sbatchs_message_and_queues_nothing(
     slurm: Cluster, project: Path
 ) -> None:
     before = queued_ids(slurm)
-    result = submit_run(slurm, project, "--frames", "2",
-                        env=cluster_env(slurm, SBATCH_PARTITION="nope"))  # fmt: skip
+    result = submit_run(
+        slurm, project, "--frames", "2", env=cluster_env(slurm, SBATCH_PARTITION="nope")
+    )
     assert result.returncode == 1
     assert "invalid partition" in result.stderr.lower()
     assert "nothing was submitted" in result.stderr
@@ -229,13 +248,15 @@ def test_bad_partition_fails_with_sbatchs_message_and_queues_nothing(
 
 
 def test_an_unreachable_controller_names_the_local_way_out(
-    slurm: Cluster, project: Path, tmp_path: Path
+    slurm: Cluster, project: Path, learner_folder: Path
 ) -> None:
     # The same cluster's configuration, pointing at a port where no controller listens.
-    conf = tmp_path / "slurm.conf"
-    conf.write_text(re.sub(r"SlurmctldPort=\d+", "SlurmctldPort=16999", slurm.conf.read_text()))
-    result = run(["bash", "submit-gif-job", "--frames", "2"], cwd=project,
-                 env=project_env({"SLURM_CONF": str(conf)}))  # fmt: skip
+    conf = learner_folder / "slurm.conf"
+    conf.write_text(re.sub(r"SlurmctldPort=\d+", "SlurmctldPort=1", slurm.conf.read_text()))
+    conf.chmod(0o644)
+    result = submit_run(
+        slurm, project, "--frames", "2", env=cluster_env(slurm, SLURM_CONF=str(conf))
+    )
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert "cannot reach the Slurm controller" in line
@@ -251,23 +272,33 @@ def test_dry_run_submits_nothing_and_shows_sbatchs_answers(slurm: Cluster, proje
     lines = result.stdout.splitlines()
     assert lines[:3] == [
         f"would submit, from {project}:",
-        "  sbatch --parsable --array=1-6 generate_frames.slurm --frames 6 --frames-per-task 1",
+        "  sbatch --parsable --array=1-6 generate_frames.slurm --frames 6 --frames-per-task 1 "
+        "--run-id <run id>",
         "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 6",
     ]
+    nodes = "|".join(slurm.node_names)
     assert re.fullmatch(
         r"  generate_frames.slurm: sbatch: Job \d+ to start at \S+ using 1 processors on nodes "
-        r"n[12] in partition debug", lines[4],
-    )  # fmt: skip
+        rf"({nodes}) in partition debug",
+        lines[4],
+    )
     assert re.fullmatch(
         r"  create_gif.slurm \(without its dependency: the array does not exist yet\): sbatch: "
-        r"Job \d+ to start at \S+ using 2 processors on nodes n[12] in partition debug", lines[5],
-    )  # fmt: skip
+        rf"Job \d+ to start at \S+ using 2 processors on nodes ({nodes}) in partition debug",
+        lines[5],
+    )
     assert lines[-1] == "nothing was submitted"
     assert queued_ids(slurm) == before
     assert not (project / "output/run.json").exists()
 
-    refused = submit_run(slurm, project, "--frames", "6", "--dry-run",
-                         env=cluster_env(slurm, SBATCH_PARTITION="nope"))  # fmt: skip
+    refused = submit_run(
+        slurm,
+        project,
+        "--frames",
+        "6",
+        "--dry-run",
+        env=cluster_env(slurm, SBATCH_PARTITION="nope"),
+    )
     assert refused.returncode == 1
     assert "invalid partition" in refused.stderr.lower()
     assert queued_ids(slurm) == before
@@ -276,7 +307,7 @@ def test_dry_run_submits_nothing_and_shows_sbatchs_answers(slurm: Cluster, proje
 def test_a_second_submission_is_refused_while_the_first_runs(slurm: Cluster, project: Path) -> None:
     array_id, gif_id = submit(slurm, project, "--frames", "4", "--max-running", "1")
     refused = submit_run(slurm, project, "--frames", "4")
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     (line,) = refused.stderr.splitlines()
     assert f"still has jobs in the queue: {array_id} (" in line
     assert f"{gif_id} (PENDING)" in line
@@ -291,10 +322,9 @@ def test_a_second_submission_is_refused_while_the_first_runs(slurm: Cluster, pro
 def test_cancel_removes_exactly_the_runs_jobs_and_resume_finishes(
     slurm: Cluster, project: Path
 ) -> None:
-    unrelated = subprocess.run(
-        ["sbatch", "--parsable", "--output=/dev/null", "--wrap", "sleep 120"],
-        env=slurm.env(), cwd=project, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    unrelated = slurm_output(
+        slurm, ["sbatch", "--parsable", "--output=/dev/null", "--wrap", "sleep 120"], project
+    ).strip()
     try:
         array_id, gif_id = submit(slurm, project, "--frames", "12", "--max-running", "1")
         deadline = time.monotonic() + 60
@@ -347,7 +377,7 @@ def test_watch_follows_a_clean_run_to_its_gif(slurm: Cluster, project: Path) -> 
 
 
 def test_watch_reports_a_failed_task_with_the_resume_command(slurm: Cluster, project: Path) -> None:
-    (project / "images" / "image0003.png").mkdir(parents=True)
+    _block_frame(project, 3)
     result = submit_run(slurm, project, "--frames", "4", "--watch")
     assert result.returncode == 1
     lines = _watch_lines(result.stderr)
@@ -364,8 +394,7 @@ def test_watch_judges_jobs_slurm_has_forgotten_from_the_files(
     array_id, gif_id = submit(slurm, project, "--frames", "2")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
     # As if MinJobAge had passed: ids that Slurm does not know (any more).
-    result = run([sys.executable, "-m", "volcano_gif", "watch", "--jobs", "999998,999999"],
-                 cwd=project, env=cluster_env(slurm))  # fmt: skip
+    result = volcano_gif(slurm, project, "watch", "--jobs", "999998,999999")
     assert result.returncode == 0, result.stderr
     (line,) = _watch_lines(result.stderr)
     assert line.startswith("frames 2/2 | array 999998: ")
@@ -395,11 +424,13 @@ def test_start_again_after_kill_9_brings_the_cluster_back(slurm: Cluster, projec
 def test_local_slurm_status_command_lists_every_daemon(slurm: Cluster) -> None:
     result = run(
         [sys.executable, "tools/local_slurm.py", "status", "--dir", slurm.folder],
-        cwd=REPO, env=project_env(),
-    )  # fmt: skip
+        cwd=REPO,
+        env=project_env(),
+    )
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(": ") for line in result.stdout.splitlines())
-    assert set(lines) == {"slurmd-n1.pid", "slurmd-n2.pid", "slurmctld.pid", "munged.pid"}
+    slurmds = {f"slurmd-{node}.pid" for node in slurm.node_names}
+    assert set(lines) == {*slurmds, "slurmctld.pid", "munged.pid"}
     assert all(value.isdigit() for value in lines.values())
 
 
@@ -411,6 +442,63 @@ def test_run_json_of_a_real_run_validates_against_the_schema(slurm: Cluster, pro
     array_id, gif_id = submit(slurm, project, "--frames", "2")
     wait_for_jobs(slurm, [array_id, gif_id], timeout=240)
     data = json.loads((project / "output/run.json").read_text())
-    jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()),
-                        format_checker=jsonschema.FormatChecker())  # fmt: skip
+    jsonschema.validate(
+        data, json.loads(SCHEMA_FILE.read_text()), format_checker=jsonschema.FormatChecker()
+    )
     assert data["submissions"][0]["commands"][1][2] == f"--dependency=afterany:{array_id}"
+
+
+def test_the_site_cluster_enforces_memory_as_a_site_does(
+    slurm: Cluster, learner_folder: Path
+) -> None:
+    if not slurm.enforces_memory:
+        pytest.skip("this machine has no cgroup memory controller: --mem is not enforced")
+    grab = "import time; block = bytearray(200 * 2**20); time.sleep(2)"
+    env = cluster_env(slurm)
+    over, under = (
+        as_learner(
+            [
+                "sbatch",
+                "--parsable",
+                f"--mem={mem}",
+                f"--output=job-{mem}.out",
+                "--wrap",
+                f"/usr/bin/python3 -c '{grab}'",
+            ],
+            cwd=learner_folder,
+            env=env,
+        )
+        for mem in ("50M", "400M")
+    )
+    assert over.returncode == 0, over.stderr
+    assert under.returncode == 0, under.stderr
+    jobs = [over.stdout.strip(), under.stdout.strip()]
+    wait_for_jobs(slurm, jobs, timeout=120)
+    (killed,), (completed,) = (job_records(slurm, job) for job in jobs)
+    assert (killed["JobState"], killed["ExitCode"]) == ("OUT_OF_MEMORY", "0:125")
+    assert (completed["JobState"], completed["ExitCode"]) == ("COMPLETED", "0:0")
+    assert killed["UserId"].startswith(f"{learner().name}(")
+
+
+def test_a_run_killed_for_memory_is_named_and_its_printed_command_finishes_it(
+    slurm: Cluster, project: Path
+) -> None:
+    if not slurm.enforces_memory:
+        pytest.skip("this machine has no cgroup memory controller: --mem is not enforced")
+    # 60M: enough for a render task, not for the assembly's ffmpeg (as a learner found).
+    killed = submit_run(slurm, project, "--frames", "12", "--watch", "--", "--mem=60M")
+    assert killed.returncode == 1, killed.stderr
+    said = killed.stderr.splitlines()
+    assert any(" ran out of memory (OUT_OF_MEMORY): " in line for line in said), said
+    finish = said[-1]
+    assert re.fullmatch(r"finish it with: bash submit-gif-job --resume -- --mem=\d+M", finish)
+    record = require_record(ProjectPaths(project))
+    assert record.state in {"failed", "assembling"}  # the assembly, or only its ffmpeg, killed
+    # The printed command, as printed (and --watch): the run's --mem=60M, then the fix, wins.
+    command = finish.removeprefix("finish it with: bash submit-gif-job ").split()
+    resumed = submit_run(slurm, project, "--watch", *command)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.splitlines()[-1] == str(project / "output/gifs/volcano.gif")
+    record = require_record(ProjectPaths(project))
+    assert (record.state, record.resume_options) == ("assembled", [])
+    assert record.submissions[-1].sbatch_options == command[command.index("--") + 1 :]

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
-from tests.helpers import ProgramNotInstalledError
-from tests.helpers import installed_program
+from tests.helpers import REPO, ProgramNotInstalledError, installed_program
 
 
 @pytest.mark.parametrize(
@@ -30,8 +28,11 @@ def test_static_check_passes(command: list[str]) -> None:
     program, *arguments = command
     result = subprocess.run(
         [installed_program(program), *arguments],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -6,23 +6,30 @@ The real proof is tests/test_slurm.py and tests/test_faults.py, on a real Slurm.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fakes import sbatch_calls
-from tests.fakes import slurm_calls
-from tests.helpers import copy_project
-from tests.helpers import project_env
-from tests.helpers import run
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.run.record import require_record
+from tests.fakes import sbatch_calls, slurm_calls
+from tests.helpers import argv, copy_project, project_env, run
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record_store import require_record
 
 
 def _log(tmp_path: Path) -> Path:
     return tmp_path / "slurm.log"
+
+
+def _submitted(project: Path, env: dict[str, str], options: str) -> None:
+    """A run submitted to the fake Slurm with ``options``: where a test starts from."""
+    assert run(["bash", "submit-gif-job", *argv(options)], cwd=project, env=env).returncode == 0
+
+
+def _run_id(project: Path) -> str:
+    return require_record(ProjectPaths(project)).run_id
 
 
 def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
@@ -31,16 +38,22 @@ def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
     elsewhere, scratch = tmp_path / "elsewhere", tmp_path / "scratch"
     elsewhere.mkdir()
     scratch.mkdir()  # mktemp's folder ($TMPDIR): the plan must not be left in it
-    result = run(["bash", project / "submit-gif-job"], cwd=elsewhere,
-                 env={**fake_env, "TMPDIR": str(scratch)})  # fmt: skip
+    result = run(
+        ["bash", project / "submit-gif-job"],
+        cwd=elsewhere,
+        env={**fake_env, "TMPDIR": str(scratch)},
+    )
     assert result.returncode == 0, result.stderr
     calls = sbatch_calls(_log(tmp_path))
     sent = [call["args"] for call in calls]
+    run_id = require_record(ProjectPaths(project)).run_id
     assert sent == [
-        ["--parsable", "--array=1-360", "generate_frames.slurm",
-         "--frames", "360", "--frames-per-task", "1"],
+        argv(
+            "--parsable --array=1-360 generate_frames.slurm --frames 360 --frames-per-task 1 "
+            f"--run-id {run_id}"
+        ),
         ["--parsable", "--dependency=afterany:1001", "create_gif.slurm", "--frames", "360"],
-    ]  # fmt: skip
+    ]
     assert {call["cwd"] for call in calls} == {str(project)}
     assert result.stdout == "frames job: 1001 (array 1-360)\ngif job: 1002 (afterany:1001)\n"
     assert "squeue --me -j 1001,1002" in result.stderr
@@ -59,20 +72,22 @@ def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
 def test_frames_per_task_throttle_size_and_extra_options(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
-    result = run(
-        ["bash", "submit-gif-job", "--frames", "100", "--frames-per-task", "30",
-         "--max-running", "2", "--size", "320x240", "--gif-width", "200", "--",
-         "--qos=debug", "--comment=two words"],
-        cwd=project, env=fake_env,
-    )  # fmt: skip
+    command = argv(
+        "bash submit-gif-job --frames 100 --frames-per-task 30 --max-running 2 --size 320x240 "
+        "--gif-width 200 -- --qos=debug '--comment=two words'"
+    )
+    result = run(command, cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))] == [
-        ["--parsable", "--array=1-4%2", "--qos=debug", "--comment=two words",
-         "generate_frames.slurm", "--frames", "100", "--frames-per-task", "30",
-         "--size", "320x240"],
-        ["--parsable", "--dependency=afterany:1001", "--qos=debug", "--comment=two words",
-         "create_gif.slurm", "--frames", "100", "--size", "320x240", "--gif-width", "200"],
-    ]  # fmt: skip
+        argv(
+            "--parsable --array=1-4%2 --qos=debug '--comment=two words' generate_frames.slurm "
+            f"--frames 100 --frames-per-task 30 --run-id {_run_id(project)} --size 320x240"
+        ),
+        argv(
+            "--parsable --dependency=afterany:1001 --qos=debug '--comment=two words' "
+            "create_gif.slurm --frames 100 --size 320x240 --gif-width 200"
+        ),
+    ]
 
 
 def test_job_id_with_cluster_is_split_on_semicolon(
@@ -94,8 +109,10 @@ def test_max_array_size_raises_frames_per_task_and_says_so(
     result = run(["bash", "submit-gif-job", "--frames", "3600"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
     first = sbatch_calls(_log(tmp_path))[0]["args"]
-    assert first == ["--parsable", "--array=1-100", "generate_frames.slurm",
-                     "--frames", "3600", "--frames-per-task", "36"]  # fmt: skip
+    assert first == argv(
+        "--parsable --array=1-100 generate_frames.slurm --frames 3600 --frames-per-task 36 "
+        f"--run-id {_run_id(project)}"
+    )
     assert (
         "3600 frames at 1 per task need array indices up to 3600, but this cluster's "
         "MaxArraySize is 101 (indices up to 100): rendering 36 frames per task instead, "
@@ -129,8 +146,9 @@ def test_slurm_client_without_a_cluster_names_the_local_way_out(project: Path) -
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("submit-gif-job: error: cannot reach the Slurm controller (scontrol: ")
-    assert line.endswith("check the cluster with `sinfo`, or run on this machine with: "
-                         "bash submit-gif-job --local")  # fmt: skip
+    assert line.endswith(
+        "check the cluster with `sinfo`, or run on this machine with: bash submit-gif-job --local"
+    )
     assert not (project / "images").exists()
 
 
@@ -202,12 +220,10 @@ def test_failed_second_submission_says_how_to_finish(
 def test_a_second_run_is_refused_while_the_first_ones_jobs_are_queued(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
-    assert (
-        run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env).returncode == 0
-    )
+    _submitted(project, fake_env, "--frames 8")
     fake_env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1001|PENDING;1002|PENDING"
     again = run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env)
-    assert again.returncode == 2
+    assert again.returncode == 1
     (line,) = again.stderr.splitlines()
     assert "still has jobs in the queue: 1001 (RUNNING), 1002 (PENDING)" in line
     assert "squeue --me -j 1001,1002" in line
@@ -221,8 +237,7 @@ def test_a_second_run_is_refused_while_the_first_ones_jobs_are_queued(
 def test_resume_submits_only_the_missing_tasks_as_one_array(
     project: Path, tmp_path: Path, fake_env: dict[str, str], small_frames: Path
 ) -> None:
-    assert run(["bash", "submit-gif-job", "--frames", "12", "--frames-per-task", "2"],
-               cwd=project, env=fake_env).returncode == 0  # fmt: skip
+    _submitted(project, fake_env, "--frames 12 --frames-per-task 2")
     images = project / "images"
     images.mkdir()
     for frame in (1, 2, 3, 4, 6, 7, 8, 11, 12):  # 5, 9 and 10 are missing
@@ -232,10 +247,12 @@ def test_resume_submits_only_the_missing_tasks_as_one_array(
     result = run(["bash", "submit-gif-job", "--resume"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))][2:] == [
-        ["--parsable", "--array=3,5", "generate_frames.slurm",
-         "--frames", "12", "--frames-per-task", "2"],
+        argv(
+            "--parsable --array=3,5 generate_frames.slurm --frames 12 --frames-per-task 2 "
+            f"--run-id {_run_id(project)}"
+        ),
         ["--parsable", "--dependency=afterany:2001", "create_gif.slurm", "--frames", "12"],
-    ]  # fmt: skip
+    ]
     assert "3 of 12 frames to render again (5,9-10), as array tasks 3,5" in result.stderr
     record = require_record(ProjectPaths(project))
     assert [s.kind for s in record.submissions] == ["start", "resume"]
@@ -245,28 +262,29 @@ def test_resume_submits_only_the_missing_tasks_as_one_array(
 def test_resume_with_every_frame_there_submits_only_the_assembly(
     project: Path, tmp_path: Path, fake_env: dict[str, str], small_frames: Path
 ) -> None:
-    assert run(["bash", "submit-gif-job", "--frames", "12"], cwd=project,
-               env=fake_env).returncode == 0  # fmt: skip
+    _submitted(project, fake_env, "--frames 12")
     (project / "images").rmdir() if (project / "images").exists() else None
     (project / "images").symlink_to(small_frames, target_is_directory=True)
     fake_env["FAKE_SBATCH_ANSWERS"] = "1001,1002,2002"
     result = run(["bash", "submit-gif-job", "--resume"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
-    assert sbatch_calls(_log(tmp_path))[2]["args"] == [
-        "--parsable", "create_gif.slurm", "--frames", "12",
-    ]  # fmt: skip
+    assert sbatch_calls(_log(tmp_path))[2]["args"] == argv(
+        "--parsable create_gif.slurm --frames 12"
+    )
     assert result.stdout == "gif job: 2002 (no dependency: every frame is rendered)\n"
 
 
 def test_dry_run_prints_the_commands_and_sbatchs_answers_and_submits_nothing(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
-    result = run(["bash", "submit-gif-job", "--frames", "24", "--dry-run"], cwd=project,
-                 env=fake_env)  # fmt: skip
+    result = run(
+        ["bash", "submit-gif-job", "--frames", "24", "--dry-run"], cwd=project, env=fake_env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"would submit, from {project}:",
-        "  sbatch --parsable --array=1-24 generate_frames.slurm --frames 24 --frames-per-task 1",
+        "  sbatch --parsable --array=1-24 generate_frames.slurm --frames 24 --frames-per-task 1 "
+        "--run-id <run id>",
         "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 24",
         "sbatch --test-only checks each job without submitting it:",
         "  generate_frames.slurm: sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 "
@@ -282,8 +300,7 @@ def test_dry_run_prints_the_commands_and_sbatchs_answers_and_submits_nothing(
 
 
 def test_dry_run_without_slurm_prints_the_local_plan(project: Path) -> None:
-    result = run(["bash", "submit-gif-job", "--local", "--frames", "24", "--dry-run"],
-                 cwd=project)  # fmt: skip
+    result = run(["bash", "submit-gif-job", "--local", "--frames", "24", "--dry-run"], cwd=project)
     assert result.returncode == 0, result.stderr
     assert "render 24 of 24 frames at 640x480 on" in result.stdout
     assert "output/gifs/volcano.gif (400x300)" in result.stdout
@@ -295,9 +312,7 @@ def test_dry_run_without_slurm_prints_the_local_plan(project: Path) -> None:
 def test_cancel_cancels_the_runs_queued_jobs_with_one_scancel(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
-    assert (
-        run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env).returncode == 0
-    )
+    _submitted(project, fake_env, "--frames 8")
     fake_env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1002|PENDING"
     result = run(["bash", "submit-gif-job", "--cancel"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
@@ -320,94 +335,135 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-# Each row: a command (run in a fresh project copy), what to break first, the exit
-# code and the one line of error it must print. Never a traceback.
+def _bad(name: str, command: str, message: str, breakage: object = None, code: int = 2) -> object:
+    """A row of BAD_INPUT: a command line, as typed (``python`` is this Python)."""
+    words = argv(command)
+    words = [sys.executable, *words[1:]] if words[0] == "python" else words
+    return pytest.param(words, breakage, code, message, id=name)
+
+
+def _broken_csv(name: str, text: str | None, message: str, local: bool = False) -> object:
+    """A row of BAD_INPUT: data/volcano.csv holds ``text`` (None: it is missing)."""
+
+    def breakage(project: Path) -> None:
+        csv = project / "data/volcano.csv"
+        if text is None:
+            csv.unlink()
+        else:
+            csv.write_text(text)
+
+    command = (
+        "bash submit-gif-job --local --frames 4" if local else "bash submit-gif-job --frames 4"
+    )
+    return _bad(name, command, message, breakage=breakage)
+
+
+def _submit(name: str, options: str, message: str, **row: object) -> object:
+    """A row of BAD_INPUT: ``bash submit-gif-job`` with ``options``."""
+    return _bad(name, f"bash submit-gif-job {options}", message, **row)  # type: ignore[arg-type]
+
+
+def _too_wide_gif(where: str, command: str, width: int, more: str = "") -> object:
+    """A row of BAD_INPUT: a GIF wider than frames of 64x48."""
+    message = f"--gif-width {width} is wider than the frames (64 px){more}"
+    return _bad(
+        f"gif wider than the frames{where}", f"{command} --size 64x48 --gif-width {width}", message
+    )
+
+
+#: A frame count with more digits than any a run could have.
+HUGE = "99999999999999999999"
+
+
+def _volcano_py(name: str, frames: str, message: str) -> object:
+    """A row of BAD_INPUT: ``python volcano.py`` asked for ``frames``."""
+    return _bad(name, f"python volcano.py {frames}", message)
+
+
+def _bad_option(name: str, option: str, problem: str) -> object:
+    """A row of BAD_INPUT: submit-gif-job given ``option`` and its value; argparse's line."""
+    flag = re.split("[ =]", option)[0]
+    return _submit(name, option, f"argument {flag}: {problem}")
+
+
+def _bad_numbers(flag: str, negative: str, huge: str) -> list[object]:
+    """Rows of BAD_INPUT: the four ways to give ``flag`` a bad number (1 to 9999)."""
+    name = flag[2:].replace("-", " ")
+    return [
+        _bad_option(f"{name} 0", f"{flag} 0", "0 is not a positive number"),
+        _bad_option(
+            f"{name} negative", f"{flag}={negative}", f"{negative} is not a positive number"
+        ),
+        _bad_option(f"{name} huge", f"{flag} {huge}", f"{huge} is out of range: use 1 to 9999"),
+        _bad_option(f"{name} not a number", f"{flag} x", "'x' is not a whole number"),
+    ]
+
+
+# Each row: a command (run in a fresh project copy), the one line of error it must
+# print, what to break first and the exit code. Never a traceback.
 BAD_INPUT = [
-    ("csv missing", ["bash", "submit-gif-job", "--frames", "4"],
-     lambda p: (p / "data/volcano.csv").unlink(), 2,
-     "data/volcano.csv: no such file; the height grid ships as data/volcano.csv"),
-    ("csv empty", ["bash", "submit-gif-job", "--frames", "4"],
-     lambda p: _write(p / "data/volcano.csv", ""), 2, "data/volcano.csv: the file is empty"),
-    ("csv ragged", ["bash", "submit-gif-job", "--frames", "4"],
-     lambda p: _write(p / "data/volcano.csv", "V1,V2\n1,2\n3\n"), 2,
-     "line 3 has 1 values, the header has 2"),
-    ("csv not numbers", ["bash", "submit-gif-job", "--frames", "4"],
-     lambda p: _write(p / "data/volcano.csv", "V1,V2\n1,x\n"), 2,
-     "line 2, column V2: 'x' is not a number"),
-    ("csv broken, local", ["bash", "submit-gif-job", "--local", "--frames", "4"],
-     lambda p: _write(p / "data/volcano.csv", "V1,V2\n1,x\n"), 2,
-     "line 2, column V2: 'x' is not a number"),
-    ("frame 0", [sys.executable, "volcano.py", "0"], None, 2,
-     "volcano.py: error: frame 0 is out of range: use 1 to 360"),
-    ("frame too large", [sys.executable, "volcano.py", "361"], None, 2,
-     "frame 361 is out of range: use 1 to 360"),
-    ("frame negative", [sys.executable, "volcano.py", "--", "-3"], None, 2,
-     "frame -3 is out of range: use 1 to 360"),
-    ("frame not a number", [sys.executable, "volcano.py", "seven"], None, 2,
-     "argument FRAME: 'seven' is not a frame number"),
-    ("frames 0", ["bash", "submit-gif-job", "--frames", "0"], None, 2,
-     "argument --frames: 0 is not a positive number"),
-    ("frames negative", ["bash", "submit-gif-job", "--frames=-5"], None, 2,
-     "argument --frames: -5 is not a positive number"),
-    ("frames huge", ["bash", "submit-gif-job", "--frames", "99999999999999999999"], None, 2,
-     "frame count 99999999999999999999 is out of range: use 1 to 9999"),
-    ("frames not a number", ["bash", "submit-gif-job", "--frames", "ten"], None, 2,
-     "argument --frames: 'ten' is not a whole number"),
-    ("frames per task 0", ["bash", "submit-gif-job", "--frames-per-task", "0"], None, 2,
-     "argument --frames-per-task: 0 is not a positive number"),
-    ("frames per task negative", ["bash", "submit-gif-job", "--frames-per-task=-1"], None, 2,
-     "argument --frames-per-task: -1 is not a positive number"),
-    ("frames per task huge", ["bash", "submit-gif-job", "--frames-per-task", "10000"], None, 2,
-     "argument --frames-per-task: 10000 is out of range: use 1 to 9999"),
-    ("frames per task not a number", ["bash", "submit-gif-job", "--frames-per-task", "x"],
-     None, 2, "argument --frames-per-task: 'x' is not a whole number"),
-    ("max running 0", ["bash", "submit-gif-job", "--max-running", "0"], None, 2,
-     "argument --max-running: 0 is not a positive number"),
-    ("max running negative", ["bash", "submit-gif-job", "--max-running=-2"], None, 2,
-     "argument --max-running: -2 is not a positive number"),
-    ("max running huge", ["bash", "submit-gif-job", "--max-running", "123456"], None, 2,
-     "argument --max-running: 123456 is out of range: use 1 to 9999"),
-    ("max running not a number", ["bash", "submit-gif-job", "--max-running", "x"], None, 2,
-     "argument --max-running: 'x' is not a whole number"),
-    ("size malformed", ["bash", "submit-gif-job", "--size", "big"], None, 2,
-     "size 'big' is not of the form WIDTHxHEIGHT"),
-    ("gif wider than the frames", ["bash", "submit-gif-job", "--size", "64x48",
-                                   "--gif-width", "10000"], None, 2,
-     "--gif-width 10000 is wider than the frames (64 px): a GIF is never scaled up; "
-     "use --gif-width 64 or less, or a larger --size"),
-    ("gif wider than the frames, local", ["bash", "submit-gif-job", "--local", "--size", "64x48",
-                                          "--gif-width", "65"], None, 2,
-     "--gif-width 65 is wider than the frames (64 px)"),
-    ("gif wider than the frames, assemble", [sys.executable, "-m", "volcano_gif", "assemble",
-                                             "--size", "64x48", "--gif-width", "100"], None, 2,
-     "--gif-width 100 is wider than the frames (64 px)"),
-    ("unknown option", ["bash", "submit-gif-job", "--bogus"], None, 2,
-     "unrecognized arguments: --bogus"),
-    ("option without value", ["bash", "submit-gif-job", "--frames"], None, 2,
-     "argument --frames: expected one argument"),
-    ("output not writable", ["bash", "submit-gif-job", "--frames", "4"],
-     lambda p: _write(p / "output", "a file where the folder should be"), 2,
-     "cannot write in"),
-    ("output not writable, local", ["bash", "submit-gif-job", "--local", "--frames", "4"],
-     lambda p: _write(p / "output", "a file where the folder should be"), 2,
-     "cannot write in"),
-    ("resume without a record", ["bash", "submit-gif-job", "--resume"], None, 2,
-     "there is no run record (output/run.json)"),
-    ("cancel without a record", ["bash", "submit-gif-job", "--cancel"], None, 2,
-     "there is no run record (output/run.json)"),
-    ("resume with a new shape", ["bash", "submit-gif-job", "--resume", "--frames", "5"], None, 2,
-     "--resume takes the run's --frames from output/run.json"),
-    ("sbatch refuses", ["bash", "submit-gif-job", "--frames", "4"], "refuse", 1,
-     "submit-gif-job: error: sbatch refused the submission (see its message above); "
-     "nothing was submitted"),
-]  # fmt: skip
+    _broken_csv(
+        "csv missing",
+        None,
+        "data/volcano.csv: no such file; the height grid ships as data/volcano.csv",
+    ),
+    _broken_csv("csv empty", "", "data/volcano.csv: the file is empty"),
+    _broken_csv("csv ragged", "V1,V2\n1,2\n3\n", "line 3 has 1 values, the header has 2"),
+    _broken_csv("csv not numbers", "V1,V2\n1,x\n", "line 2, column V2: 'x' is not a number"),
+    _broken_csv(
+        "csv broken, local", "V1,V2\n1,x\n", "line 2, column V2: 'x' is not a number", local=True
+    ),
+    _volcano_py("frame 0", "0", "volcano.py: error: frame 0 is out of range: use 1 to 360"),
+    _volcano_py("frame too large", "361", "frame 361 is out of range: use 1 to 360"),
+    _volcano_py("frame negative", "-- -3", "frame -3 is out of range: use 1 to 360"),
+    _volcano_py("frame not a number", "seven", "argument FRAME: 'seven' is not a frame number"),
+    _bad_option("frames 0", "--frames 0", "0 is not a positive number"),
+    _bad_option("frames negative", "--frames=-5", "-5 is not a positive number"),
+    _submit(
+        "frames huge", f"--frames {HUGE}", f"frame count {HUGE} is out of range: use 1 to 9999"
+    ),
+    _bad_option("frames not a number", "--frames ten", "'ten' is not a whole number"),
+    *_bad_numbers("--frames-per-task", "-1", "10000"),
+    *_bad_numbers("--max-running", "-2", "123456"),
+    _submit("size malformed", "--size big", "size 'big' is not of the form WIDTHxHEIGHT"),
+    _too_wide_gif(
+        "",
+        "bash submit-gif-job",
+        10000,
+        ": a GIF is never scaled up; use --gif-width 64 or less, or a larger --size",
+    ),
+    _too_wide_gif(", local", "bash submit-gif-job --local", 65),
+    _too_wide_gif(", assemble", "python -m volcano_gif assemble", 100),
+    _submit("unknown option", "--bogus", "unrecognized arguments: --bogus"),
+    _submit("option without value", "--frames", "argument --frames: expected one argument"),
+    *(
+        _submit(
+            f"output not writable{where}",
+            options,
+            "cannot write in",
+            breakage=lambda p: _write(p / "output", "a file where the folder should be"),
+        )
+        for where, options in (("", "--frames 4"), (", local", "--local --frames 4"))
+    ),
+    _submit("resume without a record", "--resume", "there is no run record (output/run.json)"),
+    _submit("cancel without a record", "--cancel", "there is no run record (output/run.json)"),
+    _submit(
+        "resume with a new shape",
+        "--resume --frames 5",
+        "--resume takes the run's --frames from output/run.json",
+    ),
+    _submit(
+        "sbatch refuses",
+        "--frames 4",
+        "submit-gif-job: error: sbatch refused the submission (see its message above); "
+        "nothing was submitted",
+        breakage="refuse",
+        code=1,
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    ("command", "breakage", "code", "message"),
-    [row[1:] for row in BAD_INPUT],
-    ids=[row[0] for row in BAD_INPUT],
-)
+@pytest.mark.parametrize(("command", "breakage", "code", "message"), BAD_INPUT)
 def test_bad_input_gets_one_line_and_a_non_zero_exit(
     tmp_path: Path,
     fake_env: dict[str, str],
@@ -449,7 +505,7 @@ def _run_in_process(
     """What ``command`` (submit-gif-job, volcano.py or volcano-gif) exits with and says on
     stderr, run in this process: the same Python entry points the scripts call."""
     from volcano_gif.cli import main
-    from volcano_gif.task.command import volcano_main
+    from volcano_gif.task.main import volcano_main
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -476,13 +532,105 @@ def test_a_project_path_with_spaces_and_quotes_just_works(
     tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     project = copy_project(tmp_path / 'my "volcano" project\'s copy')
-    result = run(["bash", project / "submit-gif-job", "--frames", "4"], cwd=tmp_path,
-                 env=fake_env)  # fmt: skip
+    result = run(["bash", project / "submit-gif-job", "--frames", "4"], cwd=tmp_path, env=fake_env)
     assert result.returncode == 0, result.stderr
     assert {call["cwd"] for call in sbatch_calls(_log(tmp_path))} == {str(project)}
     record = json.loads((project / "output/run.json").read_text())
     assert record["state"] == "submitted"
-    local = run(["bash", project / "submit-gif-job", "--local", "--frames", "4"], cwd=tmp_path,
-                env=fake_env)  # fmt: skip
+    local = run(
+        ["bash", project / "submit-gif-job", "--local", "--frames", "4"], cwd=tmp_path, env=fake_env
+    )
     assert local.returncode == 0, local.stderr
     assert (project / "output/gifs/volcano.gif").is_file()
+
+
+def _merged(command: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+    """What ``command 2>&1 | cat`` shows: stdout and stderr through one pipe.
+
+    Without PYTHONUNBUFFERED, which would hide Python's buffering of a pipe.
+    """
+    env = {name: value for name, value in env.items() if name != "PYTHONUNBUFFERED"}
+    return run(["bash", "-c", '"$@" 2>&1', "merged", *command], cwd, env).stdout.splitlines()
+
+
+def test_output_keeps_its_order_through_a_pipe_and_an_error_comes_last(
+    project: Path, fake_env: dict[str, str]
+) -> None:
+    refused = _merged(
+        ["bash", "submit-gif-job", "--frames", "24", "--dry-run"],
+        project,
+        {**fake_env, "SBATCH_PARTITION": "nope"},
+    )
+    assert refused[0] == f"would submit, from {project}:"
+    assert refused[-1].startswith("submit-gif-job: error: sbatch --test-only --parsable ")
+    assert refused[-1].endswith("Invalid partition name specified")
+    # The job ids come as the jobs are submitted, before the watch that follows them.
+    watched = _merged(["bash", "submit-gif-job", "--frames", "4", "--watch"], project, fake_env)
+    first_watch = next(k for k, line in enumerate(watched) if line.startswith("frames 0/4 | "))
+    assert watched.index("frames job: 1001 (array 1-4)") < first_watch
+    assert watched.index("gif job: 1002 (afterany:1001)") < first_watch
+    assert watched[-1] == "finish it with: bash submit-gif-job --resume"
+
+
+def test_resume_keeps_the_runs_sbatch_options_and_adds_its_own(
+    project: Path, tmp_path: Path, fake_env: dict[str, str], small_frames: Path
+) -> None:
+    started = run(
+        ["bash", "submit-gif-job", "--frames", "12", "--", "--mem=60M", "--account=proj", "--hold"],
+        cwd=project,
+        env=fake_env,
+    )
+    assert started.returncode == 0, started.stderr
+    images = project / "images"
+    images.mkdir()
+    for frame in (*range(1, 5), *range(6, 13)):  # frame 5 is missing
+        name = f"image{frame:04d}.png"
+        (images / name).write_bytes((small_frames / name).read_bytes())
+    # The dry run shows what the resume would submit: the run's options, then its own.
+    shown = run(
+        ["bash", "submit-gif-job", "--resume", "--dry-run", "--", "--mem=1G"],
+        cwd=project,
+        env=fake_env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:3] == [
+        "  sbatch --parsable --array=5 --mem=60M --account=proj --mem=1G generate_frames.slurm "
+        f"--frames 12 --frames-per-task 1 --run-id {_run_id(project)}",
+        "  sbatch --parsable --dependency=afterany:<array job id> --mem=60M --account=proj "
+        "--mem=1G create_gif.slurm --frames 12",
+    ]
+    fake_env["FAKE_SBATCH_ANSWERS"] = "1001,1002,2001,2002"
+    resumed = run(
+        ["bash", "submit-gif-job", "--resume", "--", "--mem=1G"], cwd=project, env=fake_env
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    # sbatch takes the last of an option given twice: --mem=1G wins, --account stays.
+    assert [call["args"] for call in sbatch_calls(_log(tmp_path))][2:] == [
+        argv(
+            "--parsable --array=5 --mem=60M --account=proj --mem=1G generate_frames.slurm "
+            f"--frames 12 --frames-per-task 1 --run-id {_run_id(project)}"
+        ),
+        argv(
+            "--parsable --dependency=afterany:2001 --mem=60M --account=proj --mem=1G "
+            "create_gif.slurm --frames 12"
+        ),
+    ]
+    record = require_record(ProjectPaths(project))
+    assert [s.sbatch_options for s in record.submissions] == [
+        ["--mem=60M", "--account=proj", "--hold"],
+        ["--mem=1G"],
+    ]
+    # All but --hold: a run held at first was released by hand; its resume is not held.
+    assert record.sbatch_options() == ["--mem=60M", "--account=proj", "--mem=1G"]
+
+
+def test_a_new_run_starts_with_no_timing_file_of_an_earlier_one(
+    project: Path, fake_env: dict[str, str]
+) -> None:
+    timing = project / "output" / "timing"
+    timing.mkdir(parents=True)
+    (timing / "slurm-1001_7.json").write_text('{"run_id": "20261101T090000-0001"}')
+    (timing / "notes.txt").write_text("not ours")
+    result = run(["bash", "submit-gif-job", "--frames", "4"], cwd=project, env=fake_env)
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in timing.iterdir()) == ["notes.txt"]

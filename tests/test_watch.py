@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import fake_slurm_env
-from tests.fakes import slurm_calls
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.run.record import Mode
-from volcano_gif.run.record import Parameters
-from volcano_gif.run.record import Submission
-from volcano_gif.run.record import new_record
-from volcano_gif.run.record import write_record
+from tests.fakes import fake_slurm_env, slurm_calls
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record import Mode, Parameters, Submission
+from volcano_gif.run.record_store import new_record, write_record
 from volcano_gif.submit.watch import watch_run
 
 
@@ -24,7 +20,9 @@ def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
     for name, value in fake_slurm_env(tmp_path).items():
         monkeypatch.setenv(name, value)
     queue = tmp_path / "queue"
-    queue.write_text("12|1|RUNNING|None;12|2|PENDING|None;13|N/A|PENDING|Dependency")
+    queue.write_text(
+        "12|1|RUNNING|None|256M|5:00;12|2|PENDING|None|256M|5:00;13|N/A|PENDING|Dependency|1G|15:00"
+    )
     monkeypatch.setenv("FAKE_SQUEUE_FILE", str(queue))
     paths = ProjectPaths(tmp_path / "project")
     record = new_record(Mode.SLURM, Parameters(2, 1, 640, 480, 25, 400))
@@ -36,7 +34,10 @@ def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
     def sleep(seconds: float) -> None:
         waits.append(seconds)
         if len(waits) == 12:  # the run ends after 12 waits
-            queue.write_text("12|1|COMPLETED|None;12|2|COMPLETED|None;13|N/A|COMPLETED|None")
+            queue.write_text(
+                "12|1|COMPLETED|None|256M|5:00;12|2|COMPLETED|None|256M|5:00;"
+                "13|N/A|COMPLETED|None|1G|15:00"
+            )
 
     shown = io.StringIO()
     code = watch_run(paths, stream=shown, sleep=sleep)
@@ -61,7 +62,7 @@ def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
         ([3, 10, 24], [2.0, 3.0]),  # slurmdbd catches up: stop as soon as sacct has every task
         ([3] * 20, [2.0, 3.0, 4.5, 6.75, 10.125, 15.1875]),  # it never does: give up after 30 s
     ],
-)  # fmt: skip
+)
 def test_the_watch_rewrites_the_report_until_sacct_has_every_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: list[int], sleeps: list[float]
 ) -> None:
@@ -77,3 +78,39 @@ def test_the_watch_rewrites_the_report_until_sacct_has_every_task(
     slept: list[float] = []
     report_from_accounting(ProjectPaths(tmp_path), slept.append)
     assert slept == sleeps
+
+
+@pytest.mark.parametrize(
+    ("queue", "named", "command"),
+    [
+        (  # two render tasks killed for memory; the assembly found their frames missing
+            "12|1|COMPLETED|None|60M|5:00;12|2|OUT_OF_MEMORY|OutOfMemory|60M|5:00;"
+            "12|3|OUT_OF_MEMORY|OutOfMemory|60M|5:00;13|N/A|FAILED|NonZeroExitCode|60M|15:00",
+            "  array tasks 2-3 of job 12 ran out of memory (OUT_OF_MEMORY): each asked for "
+            "60 MiB (--mem); ask for more with --mem=256M",
+            "finish it with: bash submit-gif-job --resume -- --mem=256M",
+        ),
+        (  # the assembly itself ran out of time
+            "12|1|COMPLETED|None|256M|5:00;12|2|COMPLETED|None|256M|5:00;"
+            "12|3|COMPLETED|None|256M|5:00;13|N/A|TIMEOUT|TimeLimit|1G|1:00",
+            "  the assembly job 13 ran out of time (TIMEOUT): it asked for 1:00 (--time); ask "
+            "for more with --time=00:15:00",
+            "finish it with: bash submit-gif-job --resume -- --time=00:15:00",
+        ),
+    ],
+    ids=["tasks-memory", "assembly-time"],
+)
+def test_a_job_killed_for_memory_or_time_is_named_with_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue: str, named: str, command: str
+) -> None:
+    for name, value in fake_slurm_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FAKE_SQUEUE_OUTPUT", queue)
+    paths = ProjectPaths(tmp_path / "project")
+    record = new_record(Mode.SLURM, Parameters(3, 1, 640, 480, 25, 400))
+    record.submissions.append(Submission("start", record.created, "1-3", 1, [], "12", "13"))
+    write_record(paths, record)
+    shown = io.StringIO()
+    assert watch_run(paths, stream=shown, sleep=lambda seconds: None) == 1
+    lines = shown.getvalue().splitlines()
+    assert lines[-2:] == [named, command]

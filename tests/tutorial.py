@@ -1,17 +1,47 @@
-"""Run docs/tutorial.md: every ``console`` block, in order, in one bash session.
+"""Run docs/tutorial.md: every command block, in order, in one bash session.
 
-sybil finds the blocks; this module parses each into commands (``$ ``, with
-``> `` continuation lines) and the output shown under them, runs the commands
-in one bash session on the localhost Slurm of the ``slurm`` fixture, in a
-fresh copy of the project, and compares what they print with what the page
-shows. Shown output may use five wildcards and nothing else:
+The page is written to be copied: a ``bash`` block holds commands exactly as a
+reader pastes them (no prompts, no output, heredocs complete), and the
+``output`` block right after it shows what they print, all of them together.
+sybil finds each pair; this module splits the commands (a line, with its ``\\``
+continuations and its heredoc), runs them one by one in one bash session, in a
+fresh copy of the project, and compares everything they printed with the
+output block. A command block with no output block after it must print nothing.
+Where it runs:
+
+* by default, on the tutorial's own localhost cluster (the ``tutorial_slurm``
+  fixture: a site's configuration, from a new state folder), as the
+  unprivileged learner, who makes the copy's ``.venv`` first, as the set-up says;
+* with ``VOLCANO_TUTORIAL_CLUSTER=current``, on whatever cluster this shell's
+  Slurm clients reach (its ``SLURM_CONF``, or ``/etc/slurm/slurm.conf``), as
+  the current user, root or not, with this Python's environment: the check an
+  instructor runs on the site before a workshop. The copy goes in a new folder
+  under ``$VOLCANO_TUTORIAL_DIR`` (default: your home, which the compute
+  nodes see), and every output that differs from the page is reported, not
+  only the first of a block.
+
+In both, the session's ``HOME`` is a scratch folder holding the copy as
+``~/volcano``, so the page's ``cd ~/volcano`` works and no real home is touched.
+``VOLCANO_TUTORIAL_PACE=SECONDS`` waits that long before each command, as a
+learner typing does: whatever the page does "while tasks wait" must still work.
+
+An output block's info string may add conditions: ``output slurm>=23.02``
+and ``output slurm<23.02`` are alternatives for the Slurm versions that print
+them differently (the harness takes the one for this cluster's version);
+``output site`` marks output that depends on the site's settings (its
+MaxArraySize, its partitions): on another cluster a difference there is
+reported as the site's, and does not fail the page.
+
+Shown output may use seven wildcards and nothing else:
 
 * ``<id>``: a job id;
 * ``<time>``: a date, a clock time, a duration, or a number computed from
   measured durations (a rate, a share, a recommended frames per task);
 * ``<node>``: a node name;
 * ``<size>``: a file size;
-* ``<name>``: a user or partition name (the site's, and the reader's own).
+* ``<name>``: a user or partition name (the site's, and the reader's own);
+* ``<version>``: a version number (of Python, Slurm, jq);
+* ``<path>``: an absolute path to a file outside the project (a program's).
 
 The project's folder is shown as ``~/volcano``. Whitespace runs count as one
 space. A command that exits with a non-zero status fails the block: the page
@@ -30,13 +60,13 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sybil import Example
-from sybil import Sybil
-from sybil.parsers.markdown import CodeBlockParser
+from sybil import Document, Example, Region, Sybil
 from sybil.parsers.markdown import SkipParser
 
 from tests.helpers import REPO
@@ -54,39 +84,89 @@ WILDCARDS = {
     "<node>": r"[A-Za-z][\w.-]*",
     "<size>": r"\d+(?:\.\d+)?\s?[KMGT]?i?B?",
     "<name>": r"[A-Za-z_][\w.-]*",
+    "<version>": r"\d+(?:\.\d+)*",
+    "<path>": r"/\S*",
 }
 _WILDCARD_RE = re.compile("|".join(re.escape(token) for token in WILDCARDS))
+_FENCE_RE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<source>.*?)^```$", re.MULTILINE | re.DOTALL)
+_HEREDOC_RE = re.compile(r"<<-?\s*(['\"]?)(?P<word>\w+)\1")
 
 
 @dataclass(frozen=True)
-class Step:
-    """One command of a console block and the output the page shows for it."""
+class Block:
+    """A fenced block of the page: where it is, its info string, its text."""
 
-    command: str
-    shown: list[str]
+    start: int
+    end: int
+    info: str
+    source: str
+
+    @property
+    def language(self) -> str:
+        return self.info.split()[0] if self.info.split() else ""
+
+    @property
+    def conditions(self) -> list[str]:
+        return self.info.split()[1:]
 
 
-def parse_console(source: str) -> list[Step]:
-    """``$ cmd`` lines (with ``> `` continuations) and the output lines under each."""
-    steps: list[Step] = []
-    command: list[str] | None = None
-    shown: list[str] = []
+def fenced_blocks(text: str) -> list[Block]:
+    """Every fenced block of a markdown text, in order."""
+    return [
+        Block(match.start(), match.end(), match.group("info").strip(), match.group("source"))
+        for match in _FENCE_RE.finditer(text)
+    ]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A command block and the output blocks that follow it."""
+
+    commands: str
+    outputs: list[Block]
+
+
+def paired(text: str) -> Iterator[tuple[int, int, Shown]]:
+    """Each bash block with the output blocks right after it (only blank lines between)."""
+    blocks = fenced_blocks(text)
+    for index, block in enumerate(blocks):
+        if block.language != "bash":
+            continue
+        outputs, end = [], block.end
+        for following in blocks[index + 1 :]:
+            if following.language != "output" or text[end : following.start].strip():
+                break
+            outputs.append(following)
+            end = following.end
+        yield block.start, end, Shown(block.source, outputs)
+
+
+def split_commands(source: str) -> list[str]:
+    """The commands of a block as a reader's bash runs them: one per line, with the lines
+    a ``\\``, ``&&``, ``||`` or ``|`` continues and a heredoc's lines up to its end word.
+    Comments are left out."""
+    commands: list[str] = []
+    current: list[str] = []
+    heredoc_end: str | None = None
     for line in source.splitlines():
-        if line.startswith("$ "):
-            if command is not None:
-                steps.append(Step("\n".join(command), shown))
-            command, shown = [line[2:]], []
-        elif line.startswith("> ") or line == ">":
-            if command is None or shown:
-                raise ValueError(f"a continuation line must follow a command: {line!r}")
-            command.append(line[2:])
-        elif command is None:
-            raise ValueError(f"output before any command: {line!r}")
-        else:
-            shown.append(line)
-    if command is not None:
-        steps.append(Step("\n".join(command), shown))
-    return steps
+        if heredoc_end is None and not current and (not line.strip() or line.lstrip()[0] == "#"):
+            continue
+        current.append(line)
+        if heredoc_end is not None:
+            if line == heredoc_end:
+                heredoc_end = None
+            else:
+                continue
+        elif (match := _HEREDOC_RE.search(line)) is not None:
+            heredoc_end = match.group("word")
+            continue
+        if line.endswith(("\\", "&&", "||", "|")):  # bash reads on: one command
+            continue
+        commands.append("\n".join(current))
+        current = []
+    if current:
+        commands.append("\n".join(current))
+    return commands
 
 
 def line_pattern(shown: str) -> re.Pattern[str]:
@@ -111,14 +191,39 @@ def matches(shown: list[str], printed: list[str]) -> bool:
     )
 
 
+def version_matches(condition: str, version: tuple[int, int]) -> bool:
+    """``slurm>=23.02`` or ``slurm<23.02`` against this Slurm's (major, minor)."""
+    match = re.fullmatch(r"slurm(>=|<)(\d+)\.(\d+)", condition)
+    if match is None:
+        raise ValueError(f"unknown output condition {condition!r}")
+    wanted = (int(match.group(2)), int(match.group(3)))
+    return version >= wanted if match.group(1) == ">=" else version < wanted
+
+
+def chosen_output(outputs: list[Block], version: tuple[int, int]) -> Block | None:
+    """The output block for this Slurm version: the first whose conditions hold."""
+    for block in outputs:
+        versions = [c for c in block.conditions if c.startswith("slurm")]
+        if all(version_matches(condition, version) for condition in versions):
+            return block
+    if outputs:
+        raise ValueError(f"no output block for Slurm {version[0]}.{version[1]:02d}")
+    return None
+
+
 class ShellSession:
     """One long-lived bash; each command's output and exit status, read up to a marker."""
 
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            ["bash", "--noprofile", "--norc"], cwd=cwd, env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            command,
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -158,16 +263,25 @@ class ShellSession:
             self.process.kill()
 
 
-def fresh_checkout(target: Path) -> Path:
+def fresh_checkout(target: Path, untracked: bool = True) -> Path:
     """The project's files as a reader's clone has them (no .git, no venv, no outputs).
 
-    Files git does not track yet, but would (not ignored), are included: so a
-    change shows here before it is committed, as it will in CI after.
+    Files git does not track yet, but would (not ignored), are included unless
+    ``untracked`` is false: so a change shows here before it is committed, as it
+    will in CI after. (On a site, an instructor's own leftovers are left out.)
     """
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode()  # fmt: skip
+        [
+            "git",
+            "ls-files",
+            "-z",
+            "--cached",
+            *(["--others", "--exclude-standard"] if untracked else []),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     tracked = [name for name in listed.split("\0") if (REPO / name).is_file()]
     for name in filter(None, tracked):
         source, copy = REPO / name, target / name
@@ -176,27 +290,87 @@ def fresh_checkout(target: Path) -> Path:
     return target
 
 
+#: ``VOLCANO_TUTORIAL_CLUSTER=current``: run on the cluster this shell reaches, as you.
+CURRENT = os.environ.get("VOLCANO_TUTORIAL_CLUSTER") == "current"
+#: ``VOLCANO_TUTORIAL_PACE=SECONDS``: wait before each command, as a learner typing does.
+PACE = float(os.environ.get("VOLCANO_TUTORIAL_PACE") or 0)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who runs the page, and where: the shell's command, its folder and environment."""
+
+    shell: list[str]
+    root: Path  # the project copy, shown as ~/volcano
+    scratch: Path  # the session's HOME; removed at the end
+    env: dict[str, str]
+
+
+def _readers_env(venv: Path, home: Path, slurm_conf: str | None) -> dict[str, str]:
+    """A reader's shell: none of our own settings, nor a matplotlib cache of another run,
+    with the project's venv active, as `source .venv/bin/activate` leaves it."""
+    # Nor PYTHONUNBUFFERED: what the page shows through `| tail` must be what a reader's
+    # pipe shows, where Python would hold stdout back if the programs did not flush.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VOLCANO_", "SBATCH_", "PYTHONUNBUFFERED")) and k != "MPLCONFIGDIR"
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    env["VIRTUAL_ENV"] = str(venv)
+    env["HOME"] = str(home)
+    if slurm_conf:
+        env["SLURM_CONF"] = slurm_conf
+    return env
+
+
+def _learner_reader(namespace: dict[str, Any]) -> Reader:
+    """The learner, on the tutorial's cluster, in a copy of their own with their own .venv."""
+    from tests.slurm_helpers import learner
+
+    cluster = namespace["tutorial_slurm"]
+    reader = learner()
+    scratch = Path(tempfile.mkdtemp(prefix="tutorial-", dir=cluster.folder.parent))
+    root = fresh_checkout(scratch / "volcano")
+    reader.own(scratch)
+    scratch.chmod(0o755)
+    made = reader.run(
+        ["bash", "-c", "python3 -m venv .venv && .venv/bin/pip install --quiet -e ."],
+        cwd=root,
+        env=os.environ,
+        timeout=900,
+    )
+    if made.returncode != 0:
+        raise AssertionError(f"the learner's set-up failed: {made.stderr}")
+    env = reader.env(_readers_env(root / ".venv", scratch, str(cluster.conf)))
+    env["HOME"] = str(scratch)
+    return Reader(reader.command(["bash", "--noprofile", "--norc"]), root, scratch, env)
+
+
+def _current_reader() -> Reader:
+    """You, on the cluster this shell reaches, with this Python's environment as .venv."""
+    base = Path(os.environ.get("VOLCANO_TUTORIAL_DIR") or Path.home())
+    scratch = Path(tempfile.mkdtemp(prefix="volcano-tutorial-", dir=base))
+    root = fresh_checkout(scratch / "volcano", untracked=False)
+    (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)  # yours, as it is
+    env = _readers_env(root / ".venv", scratch, os.environ.get("SLURM_CONF"))
+    return Reader(["bash", "--noprofile", "--norc"], root, scratch, env)
+
+
 def _session(namespace: dict[str, Any]) -> tuple[ShellSession, Path]:
     if "session" not in namespace:
-        cluster = namespace["tutorial_slurm"]
-        scratch = Path(tempfile.mkdtemp(prefix="tutorial-"))
-        root = fresh_checkout(scratch / "volcano")
-        scripts = str(Path(sys.executable).parent)  # as if .venv were activated
-        env = {
-            # A reader's shell: none of our own settings, nor a matplotlib cache of another run.
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("VOLCANO_", "SBATCH_")) and k != "MPLCONFIGDIR"
-            },
-            "PATH": f"{scripts}{os.pathsep}{os.environ['PATH']}",
-            "SLURM_CONF": str(cluster.conf),
-            "PYTHONUNBUFFERED": "1",  # stdout and stderr in the order a terminal shows
-        }
-        namespace["session"] = ShellSession(root, env)
-        namespace["root"], namespace["scratch"] = root, scratch
+        reader = _current_reader() if CURRENT else _learner_reader(namespace)
+        namespace["session"] = ShellSession(reader.shell, reader.root, reader.env)
+        namespace["root"], namespace["scratch"] = reader.root, reader.scratch
+        namespace["version"] = _slurm_version(namespace["session"])
         namespace["executed"] = 0
     return namespace["session"], namespace["root"]
+
+
+def _slurm_version(session: ShellSession) -> tuple[int, int]:
+    printed, _ = session.run("sinfo --version")
+    match = re.search(r"(\d+)\.(\d+)", " ".join(printed))
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 #: With this set to a file, every command's output is written there instead of being
@@ -204,30 +378,59 @@ def _session(namespace: dict[str, Any]) -> tuple[ShellSession, Path]:
 RECORD = os.environ.get("VOLCANO_TUTORIAL_RECORD")
 
 
-def evaluate_console(example: Example) -> None:
+def _as_shown(line: str, root: Path) -> str:
+    """A printed line with the project's folder as the page shows it: ``~/volcano``.
+
+    On a site, the project's ``.venv`` is your own environment, wherever it is.
+    """
+    if CURRENT:
+        line = line.replace(sys.prefix, f"{root}/.venv")
+    return line.replace(str(root), SHOWN_ROOT)
+
+
+def evaluate_block(example: Example) -> None:
     session, root = _session(example.namespace)
-    for step in parse_console(str(example.parsed)):
+    shown: Shown = example.parsed
+    printed_all: list[str] = []
+    problems: list[str] = []  # on another site, every one of the block; here, the first
+    for command in split_commands(shown.commands):
+        if PACE:
+            time.sleep(PACE)
         began = time.monotonic()
-        printed, status = session.run(step.command)
+        printed, status = session.run(command)
         took = time.monotonic() - began
-        printed = [line.replace(str(root), SHOWN_ROOT) for line in printed]
+        printed = [_as_shown(line, root) for line in printed]
+        printed_all += printed
         if RECORD:
             with open(RECORD, "a", encoding="utf-8") as record:
-                shown = step.command.replace("\n", "\n> ")
-                record.write(f"$ {shown}\n" + "".join(f"{line}\n" for line in printed)
-                             + (f"[exit status {status}]\n" if status else "")
-                             + f"[line {example.line}: {took:.1f} s]\n")  # fmt: skip
-            continue
-        if status != 0:
-            raise AssertionError(f"exit status {status}: $ {step.command}\n" + "\n".join(printed))
-        if not matches(step.shown, printed):
-            raise AssertionError(
-                f"$ {step.command}\n--- the page shows:\n"
-                + "\n".join(step.shown)
-                + "\n--- the command printed:\n"
-                + "\n".join(printed)
-            )
-        example.namespace["executed"] += 1
+                record.write(
+                    f"{command}\n"
+                    + "".join(f"| {line}\n" for line in printed)
+                    + (f"[exit status {status}]\n" if status else "")
+                    + f"[line {example.line}: {took:.1f} s]\n"
+                )
+        elif status != 0:
+            problems.append(f"exit status {status}: {command}\n" + "\n".join(printed))
+            if not CURRENT:
+                break
+    if RECORD:
+        return
+    output = chosen_output(shown.outputs, example.namespace["version"])
+    want = output.source.splitlines() if output is not None else []
+    if not problems and not matches(want, printed_all):
+        difference = (
+            f"{shown.commands}--- the page shows:\n"
+            + "\n".join(want)
+            + "\n--- the commands printed:\n"
+            + "\n".join(printed_all)
+        )
+        if CURRENT and output is not None and "site" in output.conditions:
+            warnings.warn(f"a site's own value, line {example.line}:\n{difference}", stacklevel=1)
+        else:
+            problems.append(difference)
+    if problems:
+        raise AssertionError("\n\n".join(problems))
+    example.namespace["executed"] += 1
 
 
 def _teardown(namespace: dict[str, Any]) -> None:
@@ -236,11 +439,17 @@ def _teardown(namespace: dict[str, Any]) -> None:
         shutil.rmtree(namespace["scratch"], ignore_errors=True)
 
 
+def parse_blocks(document: Document) -> Iterator[Region]:
+    """sybil's parser: a region per command block and its output blocks."""
+    for start, end, shown in paired(document.text):
+        yield Region(start, end, shown, evaluate_block)
+
+
 def tutorial_sybil() -> Sybil:
     return Sybil(
-        parsers=[CodeBlockParser("console", evaluate_console), SkipParser()],
+        parsers=[parse_blocks, SkipParser()],
         path=str(REPO / "docs"),
         patterns=["tutorial.md"],
-        fixtures=["tutorial_slurm"],
+        fixtures=[] if CURRENT else ["tutorial_slurm"],
         teardown=_teardown,
     )

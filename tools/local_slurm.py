@@ -1,27 +1,44 @@
 #!/usr/bin/env python3
 """A private Slurm cluster on localhost, for the tests and the benchmark.
 
-    python tools/local_slurm.py start [--nodes 2]   # munged, slurmctld, one slurmd per node
+    python tools/local_slurm.py start [--nodes 2] [--accounting] [--learner NAME]
     eval "$(python tools/local_slurm.py env)"       # point sbatch/squeue at it
     python tools/local_slurm.py status
     python tools/local_slurm.py stop                # by PID, never by process name
 
 Everything lives in one folder (default /tmp/volcano-slurm, or $VOLCANO_SLURM_DIR):
-its own slurm.conf, a munged with its own socket, state, spool, logs and PID
-files. Starting is idempotent: daemons that run are kept, stale PID files from
-a crash or a ``kill -9`` are cleared. Needs root and Debian's slurmctld, slurmd,
-slurm-client and munge packages; no systemd, no cgroups.
+its own slurm.conf and cgroup.conf, a munged with its own socket, state, spool,
+logs and PID files, and ``cluster.json`` with the ports and node names it chose.
+Ports are picked free when the cluster is first started, and node names carry
+the controller's port (``c23456n1``), so clusters never collide: not with each
+other, not in the kernel's cgroups. Starting is idempotent: daemons that run are
+kept, stale PID files from a crash or a ``kill -9`` are cleared; a start that
+fails stops whatever it started. Needs root and Debian's slurmctld, slurmd,
+slurm-client and munge packages; no systemd.
+
+Two profiles. ``site`` (the default) is configured as a site configures Slurm:
+cgroups enforce ``--mem`` and cores where the machine has a cgroup memory
+controller (``proctrack/cgroup``, ``task/cgroup``, ``CR_Core_Memory``,
+``ConstrainRAMSpace``), ``MinJobAge=300``, ``JobAcctGatherFrequency=30``,
+``MaxArraySize=1001``, ``priority/multifactor``, a ``DefMemPerCPU``, and Slurm's
+own scheduler timing. ``fast`` is the forgiving cluster of the benchmark: no
+cgroups, memory not enforced, a scheduler tuned to start a freed core's next
+task at once, ``MinJobAge=3600``, accounting sampled every second.
 
 With ``--accounting`` it also keeps accounting, as a site does: its own MariaDB
 (a data folder, socket and port of its own) and slurmdbd, ``jobacct_gather/linux``
-for each step's CPU time and peak memory, and a cluster, an account and a user
-registered with ``sacctmgr``. That needs Debian's mariadb-server and slurmdbd.
+for each step's CPU time and peak memory, and a cluster, an account and its users
+(root, and each ``--learner``, made as a Unix user if need be) registered with
+``sacctmgr``. That needs Debian's mariadb-server and slurmdbd.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -30,26 +47,37 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from collections.abc import Iterable
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from volcano_gif.commands import CommandError
-from volcano_gif.commands import run
-from volcano_gif.slurm import ENDED_STATES
+if not __package__:  # run as a script, python tools/local_slurm.py: find the project
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.learners import Learner
+from volcano_gif.commands import CommandError, run
+from volcano_gif.slurm import ENDED_STATES, scontrol_records
 
 DEFAULT_DIR = Path(os.environ.get("VOLCANO_SLURM_DIR", "/tmp/volcano-slurm"))
-CTLD_PORT = int(os.environ.get("VOLCANO_SLURM_PORT", "16817"))
 PARTITION = "debug"
+PROFILES = ("site", "fast")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 REQUIRED_PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
 ACCOUNTING_PROGRAMS = ("mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "sacctmgr", "sacct")
 #: The database account slurmdbd uses (only on this private, loopback-only server).
 DB_USER, DB_PASSWORD = "slurm", "volcano-localhost"
-#: What sacctmgr registers: the cluster, one account for the learners, and root in it.
+#: What sacctmgr registers: the cluster, one account for the learners, root and learners in it.
 ACCOUNT = "class"
+#: Ports are picked from here: below Linux's ephemeral range (32768-60999), so that
+#: no client's outgoing connection takes a port between our pick and the daemon's bind.
+PORT_RANGE = range(20000, 32000)
+#: Where a cgroup v1 memory controller is mounted (Debian 12 here; no systemd).
+CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+#: Held while MariaDB makes a new data folder: one at a time on this machine.
+INSTALL_DB_LOCK = Path("/tmp/volcano-mariadb-install.lock")
+#: A site's default memory per CPU for jobs that give no --mem (Slurm's own default, 0,
+#: would give such a job its node's whole memory, and no other job could share the node).
+DEF_MEM_PER_CPU = 1024
 
 
 class ClusterError(RuntimeError):
@@ -81,6 +109,65 @@ def _run(args: Sequence[str], env: dict[str, str] | None = None) -> str:
         raise ClusterError(str(error)) from None
 
 
+def slurm_version() -> tuple[int, int]:
+    """The installed Slurm's (major, minor): ``slurmctld -V`` says ``slurm-wlm 22.05.8``."""
+    said = _run([_program("slurmctld"), "-V"])
+    match = re.search(r"(\d+)\.(\d+)", said)
+    if match is None:
+        raise ClusterError(f"cannot read Slurm's version from {said!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def cgroup_memory_controller() -> bool:
+    """True where cgroups can enforce memory for Slurm: a cgroup v1 memory controller."""
+    return CGROUP_V1_MEMORY.exists()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a cluster chose when it was first started, kept in its ``cluster.json``."""
+
+    port: int  # slurmctld's; each node, slurmdbd and MariaDB have ports of their own
+    node_ports: tuple[int, ...]
+    dbd_port: int
+    db_port: int
+
+    @property
+    def node_names(self) -> list[str]:
+        """``c<port>n1`` ...: names no other cluster on this machine uses, so that
+        the kernel's cgroups of two clusters' jobs (``slurm_<node>/uid_<uid>/job_<id>``)
+        never meet."""
+        return [f"c{self.port}n{index}" for index in range(1, len(self.node_ports) + 1)]
+
+
+def free_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
+    """``count`` ports that nothing listens on now, from :data:`PORT_RANGE`."""
+    chosen: list[int] = []
+    taken = set(avoid)
+    for candidate in random.sample(PORT_RANGE, len(PORT_RANGE)):
+        if candidate in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("", candidate))
+            except OSError:
+                continue
+        chosen.append(candidate)
+        if len(chosen) == count:
+            return chosen
+    raise ClusterError(f"no {count} free ports between {PORT_RANGE.start} and {PORT_RANGE.stop}")
+
+
+class _InFolder:
+    """A path in the cluster's folder, read as an attribute: ``cluster.conf``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, cluster: Cluster, owner: type[Cluster]) -> Path:
+        return cluster.folder.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The files of one private cluster.
@@ -88,48 +175,61 @@ class Cluster:
     ``settings`` override or add slurm.conf lines, e.g.
     ``(("SlurmdTimeout", "10"), ("MaxArraySize", "101"))``. ``cred_expire``
     shortens the job credentials' lifetime, which is also how long a requeued
-    job waits before it may start again (Slurm's default: 120 s).
+    job waits before it may start again (Slurm's default: 120 s). ``learners``
+    are Unix users registered in accounting (made if missing).
     """
 
     folder: Path = DEFAULT_DIR
     nodes: int = 1
-    port: int = CTLD_PORT
     settings: tuple[tuple[str, str], ...] = ()
     cred_expire: int | None = None
-    accounting: bool = False  # MariaDB + slurmdbd on ports port - 2 and port - 1
+    accounting: bool = False  # MariaDB + slurmdbd
+    profile: str = "site"
+    learners: tuple[str, ...] = ()
 
-    @property
-    def db_port(self) -> int:
-        return self.port - 2
+    layout_file = _InFolder("cluster.json")
 
-    @property
-    def dbd_port(self) -> int:
-        return self.port - 1
+    def layout(self) -> Layout:
+        """The ports and node names this cluster chose when first started."""
+        try:
+            data = json.loads(self.layout_file.read_text())
+            return Layout(
+                data["port"], tuple(data["node_ports"]), data["dbd_port"], data["db_port"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ClusterError(
+                f"{self.folder} holds no started cluster (no {self.layout_file.name}): "
+                "start it with: python tools/local_slurm.py start"
+            ) from None
 
-    @property
-    def db_dir(self) -> Path:
-        """MariaDB's data, socket and PID file: a folder of the mysql user's own."""
-        return self.folder / "mariadb"
-
-    @property
-    def db_socket(self) -> Path:
-        return self.db_dir / "mysql.sock"
-
-    @property
-    def conf(self) -> Path:
-        return self.folder / "slurm.conf"
-
-    @property
-    def munge_dir(self) -> Path:
-        return self.folder / "munge"
-
-    @property
-    def munge_socket(self) -> Path:
-        return self.munge_dir / "munge.socket"
+    def _choose_layout(self) -> Layout:
+        """This cluster's layout: the one it had, if its node count is the same, else new."""
+        try:
+            layout = self.layout()
+        except ClusterError:
+            layout = None
+        if layout is None or len(layout.node_ports) != self.nodes:
+            port, dbd, db, *nodes = free_ports(self.nodes + 3)
+            layout = Layout(port, tuple(nodes), dbd, db)
+            self.layout_file.write_text(json.dumps(layout.__dict__, indent=2) + "\n")
+        return layout
 
     @property
     def node_names(self) -> list[str]:
-        return [f"n{index}" for index in range(1, self.nodes + 1)]
+        return self.layout().node_names
+
+    #: MariaDB's data, socket and PID file: a folder of the mysql user's own.
+    db_dir = _InFolder("mariadb")
+    db_socket = _InFolder("mariadb", "mysql.sock")
+    conf = _InFolder("slurm.conf")
+    cgroup_conf = _InFolder("cgroup.conf")  # beside slurm.conf, where Slurm looks for it
+    munge_dir = _InFolder("munge")
+    munge_socket = _InFolder("munge", "munge.socket")
+
+    @property
+    def enforces_memory(self) -> bool:
+        """True if cgroups enforce --mem here: the site profile, on a machine that can."""
+        return self.profile == "site" and cgroup_memory_controller()
 
     def pid_file(self, daemon: str) -> Path:
         if daemon == "munged":
@@ -143,13 +243,14 @@ class Cluster:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
     # ----------------------------------------------------------- configuration
-    def slurm_conf(self, layout: str) -> str:
+    def slurm_conf(self, layout: Layout, node_layout: str) -> str:
         host = socket.gethostname().split(".")[0]
         lines = [
-            "# Written by tools/local_slurm.py: a private cluster on localhost.",
+            "# Written by tools/local_slurm.py: a private cluster on localhost,"
+            f" profile {self.profile}.",
             "ClusterName=volcano",
             f"SlurmctldHost={host}(127.0.0.1)",
-            f"SlurmctldPort={self.port}",
+            f"SlurmctldPort={layout.port}",
             "SlurmUser=root",
             "AuthType=auth/munge",
             "CredType=cred/munge",
@@ -161,12 +262,10 @@ class Cluster:
             f"SlurmdPidFile={self.folder}/slurmd-%n.pid",
             f"SlurmctldLogFile={self.folder}/slurmctld.log",
             f"SlurmdLogFile={self.folder}/slurmd-%n.log",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core",
+            *self._profile_lines(),
             *(
-                self._accounting_lines()
+                self._accounting_lines(layout)
                 if self.accounting
                 else [
                     "AccountingStorageType=accounting_storage/none",
@@ -176,15 +275,9 @@ class Cluster:
             "JobCompType=jobcomp/filetxt",
             f"JobCompLoc={self.folder}/jobcomp.txt",
             "MailProg=/bin/true",
-            # Fast scheduling: a freed core is reused at once, not after a second.
-            "Epilog=/bin/true",
-            "SchedulerParameters=bf_interval=1,batch_sched_delay=0,sched_min_interval=0",
-            "MinJobAge=3600",
-            "ReturnToService=2",
+            # Emulated nodes on one machine: each takes its layout from this file.
             "SlurmdParameters=config_overrides",
-            "SlurmdTimeout=60",
-            "InactiveLimit=0",
-            "KillWait=5",
+            "ReturnToService=2",
         ]
         overrides = dict(self.settings)
         lines = [
@@ -192,50 +285,102 @@ class Cluster:
             for line in lines
         ]
         lines += [f"{key}={value}" for key, value in overrides.items()]
-        for index, name in enumerate(self.node_names, start=1):
+        for name, port in zip(layout.node_names, layout.node_ports, strict=True):
             lines.append(
                 f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 "
-                f"Port={self.port + index} {layout} State=UNKNOWN"
+                f"Port={port} {node_layout} State=UNKNOWN"
             )
         lines.append(
-            f"PartitionName={PARTITION} Nodes={','.join(self.node_names)} "
+            f"PartitionName={PARTITION} Nodes={','.join(layout.node_names)} "
             "Default=YES MaxTime=INFINITE State=UP"
         )
         return "\n".join(lines) + "\n"
 
-    def _accounting_lines(self) -> list[str]:
+    def _profile_lines(self) -> list[str]:
+        if self.profile == "fast":
+            return [
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "SelectTypeParameters=CR_Core",
+                # A freed core takes the next task at once, not after a scheduler pass.
+                "SchedulerParameters=bf_interval=1,batch_sched_delay=0,sched_min_interval=0",
+                "Epilog=/bin/true",
+                "MinJobAge=3600",
+                "SlurmdTimeout=60",
+                "KillWait=5",
+            ]
+        enforce = self.enforces_memory
+        return [
+            # As a site: cgroups track every process of a job and enforce its --mem and cores.
+            f"ProctrackType=proctrack/{'cgroup' if enforce else 'linuxproc'}",
+            f"TaskPlugin={'task/cgroup,task/affinity' if enforce else 'task/none'}",
+            f"SelectTypeParameters={'CR_Core_Memory' if enforce else 'CR_Core'}",
+            f"DefMemPerCPU={DEF_MEM_PER_CPU}",
+            # Slurm's defaults, written out: what a learner's site has.
+            "MinJobAge=300",
+            "MaxArraySize=1001",
+            "PriorityType=priority/multifactor",  # the default from 23.11; 22.05's is basic
+        ]
+
+    def cgroup_conf_text(self, version: tuple[int, int]) -> str | None:
+        """cgroup.conf, or None where Slurm needs none (no cgroups, before 24.05)."""
+        if self.enforces_memory:
+            return (
+                "\n".join(
+                    [
+                        "# Written by tools/local_slurm.py: cgroups enforce --mem and cores.",
+                        "CgroupPlugin=cgroup/v1",
+                        "CgroupMountpoint=/sys/fs/cgroup",
+                        "ConstrainRAMSpace=yes",
+                        "ConstrainSwapSpace=yes",
+                        "ConstrainCores=yes",
+                    ]
+                )
+                + "\n"
+            )
+        if version >= (24, 5):  # slurmd 24.05+ wants cgroups unless told it has none
+            return "CgroupPlugin=disabled\n"
+        return None
+
+    def _accounting_lines(self, layout: Layout) -> list[str]:
         return [
             "AccountingStorageType=accounting_storage/slurmdbd",
             "AccountingStorageHost=localhost",
-            f"AccountingStoragePort={self.dbd_port}",
+            f"AccountingStoragePort={layout.dbd_port}",
             # For slurmdbd, the munge socket that authenticates to it.
             f"AccountingStoragePass={self.munge_socket}",
             "AccountingStorageEnforce=associations,limits,qos",
-            # Each step's CPU time and peak memory, sampled every second.
+            # Each step's CPU time and peak memory: sampled every 30 s at a site (the
+            # default); every second on the fast cluster.
             "JobAcctGatherType=jobacct_gather/linux",
-            "JobAcctGatherFrequency=1",
+            f"JobAcctGatherFrequency={1 if self.profile == 'fast' else 30}",
         ]
 
-    def slurmdbd_conf(self) -> str:
-        return "\n".join([
-            "# Written by tools/local_slurm.py: the private cluster's accounting.",
-            "AuthType=auth/munge",
-            f"AuthInfo=socket={self.munge_socket}",
-            "DbdHost=localhost",
-            "DbdAddr=127.0.0.1",
-            f"DbdPort={self.dbd_port}",
-            "SlurmUser=root",
-            f"PidFile={self.pid_file('slurmdbd')}",
-            f"LogFile={self.folder}/slurmdbd.log",
-            "StorageType=accounting_storage/mysql",
-            # 127.0.0.1, not localhost: the client library would look for the
-            # system's socket instead of this port.
-            "StorageHost=127.0.0.1",
-            f"StoragePort={self.db_port}",
-            f"StorageUser={DB_USER}",
-            f"StoragePass={DB_PASSWORD}",
-            "StorageLoc=slurm_acct_db",
-        ]) + "\n"  # fmt: skip
+    def slurmdbd_conf(self, layout: Layout) -> str:
+        return (
+            "\n".join(
+                [
+                    "# Written by tools/local_slurm.py: the private cluster's accounting.",
+                    "AuthType=auth/munge",
+                    f"AuthInfo=socket={self.munge_socket}",
+                    "DbdHost=localhost",
+                    "DbdAddr=127.0.0.1",
+                    f"DbdPort={layout.dbd_port}",
+                    "SlurmUser=root",
+                    f"PidFile={self.pid_file('slurmdbd')}",
+                    f"LogFile={self.folder}/slurmdbd.log",
+                    "StorageType=accounting_storage/mysql",
+                    # 127.0.0.1, not localhost: the client library would look for the
+                    # system's socket instead of this port.
+                    "StorageHost=127.0.0.1",
+                    f"StoragePort={layout.db_port}",
+                    f"StorageUser={DB_USER}",
+                    f"StoragePass={DB_PASSWORD}",
+                    "StorageLoc=slurm_acct_db",
+                ]
+            )
+            + "\n"
+        )
 
 
 def node_layout() -> str:
@@ -287,18 +432,24 @@ def _start_munged(cluster: Cluster) -> None:
     Path(f"{cluster.munge_socket}.lock").unlink(missing_ok=True)
     shutil.chown(cluster.munge_dir, "munge", "munge")
     cluster.munge_dir.chmod(0o755)  # munged wants its socket folder searchable by all
-    _run([
-        _program("runuser"), "-u", "munge", "--", _program("munged"),
-        f"--socket={cluster.munge_socket}",
-        f"--pid-file={cluster.pid_file('munged')}",
-        f"--log-file={cluster.munge_dir}/munged.log",
-        f"--seed-file={cluster.munge_dir}/munged.seed",
-        f"--key-file={MUNGE_KEY}",
-    ])  # fmt: skip
+    _run(
+        [
+            _program("runuser"),
+            "-u",
+            "munge",
+            "--",
+            _program("munged"),
+            f"--socket={cluster.munge_socket}",
+            f"--pid-file={cluster.pid_file('munged')}",
+            f"--log-file={cluster.munge_dir}/munged.log",
+            f"--seed-file={cluster.munge_dir}/munged.seed",
+            f"--key-file={MUNGE_KEY}",
+        ]
+    )
     _wait_for(cluster.munge_socket.exists, "munged's socket", 10)
 
 
-def _start_mariadb(cluster: Cluster) -> None:
+def _start_mariadb(cluster: Cluster, layout: Layout) -> None:
     """MariaDB on 127.0.0.1:db_port, data and socket in the cluster's folder."""
     if _pid_alive(cluster.pid_file("mariadbd"), "mariadbd"):
         return
@@ -307,29 +458,62 @@ def _start_mariadb(cluster: Cluster) -> None:
         data.mkdir(parents=True, exist_ok=True)
         shutil.chown(cluster.db_dir, "mysql", "mysql")
         shutil.chown(data, "mysql", "mysql")
-        _run([_program("mariadb-install-db"), "--user=mysql", f"--datadir={data}",
-              "--skip-test-db"])  # fmt: skip
+        # One at a time on this machine: two at once have failed ("ERROR: 1051 Unknown
+        # table 'mysql.tmp_user_sys'"), though each has a data folder of its own.
+        with open(INSTALL_DB_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _run(
+                [
+                    _program("mariadb-install-db"),
+                    "--user=mysql",
+                    f"--datadir={data}",
+                    "--skip-test-db",
+                    f"--tmpdir={cluster.db_dir}",
+                ]
+            )
     for stale in (cluster.db_socket, cluster.pid_file("mariadbd")):
         stale.unlink(missing_ok=True)
     subprocess.Popen(
-        [_program("mariadbd"), "--user=mysql", f"--datadir={data}",
-         f"--socket={cluster.db_socket}", f"--port={cluster.db_port}",
-         "--bind-address=127.0.0.1", f"--pid-file={cluster.pid_file('mariadbd')}",
-         "--skip-log-bin", f"--log-error={cluster.db_dir}/mariadbd.log"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            _program("mariadbd"),
+            "--user=mysql",
+            f"--datadir={data}",
+            f"--socket={cluster.db_socket}",
+            f"--port={layout.db_port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={cluster.pid_file('mariadbd')}",
+            "--skip-log-bin",
+            f"--log-error={cluster.db_dir}/mariadbd.log",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     _wait_for(cluster.db_socket.exists, "MariaDB's socket", 30)
-    _run([_program("mariadb"), "-S", str(cluster.db_socket), "-u", "root", "-e",
-          f"CREATE USER IF NOT EXISTS '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'; "
-          f"GRANT ALL ON slurm_acct_db.* TO '{DB_USER}'@'127.0.0.1';"])  # fmt: skip
+    # The database itself, before slurmdbd's first start: Debian 13's client library
+    # (libmariadb3 3.4) breaks slurmdbd's retry when it has to make it ("5027 Number of
+    # columns ... exceeds", then "fatal: _check_mysql_concat_is_sane").
+    _run(
+        [
+            _program("mariadb"),
+            "-S",
+            str(cluster.db_socket),
+            "-u",
+            "root",
+            "-e",
+            "CREATE DATABASE IF NOT EXISTS slurm_acct_db; "
+            f"CREATE USER IF NOT EXISTS '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'; "
+            f"GRANT ALL ON slurm_acct_db.* TO '{DB_USER}'@'127.0.0.1';",
+        ]
+    )
 
 
-def _start_slurmdbd(cluster: Cluster) -> None:
-    """slurmdbd beside slurm.conf, then the cluster, account and user it accounts for."""
+def _start_slurmdbd(cluster: Cluster, layout: Layout) -> None:
+    """slurmdbd beside slurm.conf, then the cluster, account and users it accounts for."""
     if not _pid_alive(cluster.pid_file("slurmdbd"), "slurmdbd"):
         conf = cluster.folder / "slurmdbd.conf"
-        conf.write_text(cluster.slurmdbd_conf())
+        conf.write_text(cluster.slurmdbd_conf(layout))
         conf.chmod(0o600)  # slurmdbd refuses a readable one: it holds the password
         cluster.pid_file("slurmdbd").unlink(missing_ok=True)
         _run([_program("slurmdbd")], env=cluster.env())
@@ -343,18 +527,29 @@ def _start_slurmdbd(cluster: Cluster) -> None:
 
     _wait_for(answers, "slurmdbd", 30)
     # Only what is missing: sacctmgr fails on what exists already.
-    listed = _run([_program("sacctmgr"), "-n", "-P", "show", "assoc",
-                   "format=cluster,account,user"], env=cluster.env())  # fmt: skip
-    known = {tuple(line.split("|")) for line in listed.splitlines() if line}
-    wanted = (
+    wanted = [
         (("volcano", "root", ""), ["cluster", "volcano"]),
-        (("volcano", ACCOUNT, ""), ["account", ACCOUNT, "Description=learners",
-                                    "Organization=volcano"]),
-        (("volcano", ACCOUNT, "root"), ["user", "root", f"Account={ACCOUNT}"]),
-    )  # fmt: skip
+        (
+            ("volcano", ACCOUNT, ""),
+            ["account", ACCOUNT, "Description=learners", "Organization=volcano"],
+        ),
+        *(
+            (("volcano", ACCOUNT, user), ["user", user, f"Account={ACCOUNT}"])
+            for user in ("root", *cluster.learners)
+        ),
+    ]
+    known = _associations(cluster)
     for association, what in wanted:
         if association not in known:
             _run([_program("sacctmgr"), "-i", "add", *what], env=cluster.env())
+
+
+def _associations(cluster: Cluster) -> set[tuple[str, ...]]:
+    listed = _run(
+        [_program("sacctmgr"), "-n", "-P", "show", "assoc", "format=cluster,account,user"],
+        env=cluster.env(),
+    )
+    return {tuple(line.split("|")) for line in listed.splitlines() if line}
 
 
 def _start_slurmctld(cluster: Cluster) -> None:
@@ -384,47 +579,72 @@ def node_states(cluster: Cluster) -> dict[str, str]:
 
 
 def start(cluster: Cluster, timeout: float = 60) -> float:
-    """Start (or complete) the cluster; return the seconds it took to become idle."""
+    """Start (or complete) the cluster; return the seconds it took to become idle.
+
+    If it cannot be started, every daemon it started is stopped again.
+    """
     began = time.monotonic()
     if os.geteuid() != 0:
         raise ClusterError("the private cluster runs its daemons as root: run this as root")
+    if cluster.profile not in PROFILES:
+        raise ClusterError(f"no profile {cluster.profile!r}: use one of {', '.join(PROFILES)}")
     for folder in (cluster.folder, cluster.folder / "state", cluster.folder / "spool"):
         folder.mkdir(parents=True, exist_ok=True)
+    cluster.folder.chmod(0o755)  # learners read slurm.conf and reach munged's socket
+    layout = cluster._choose_layout()
     running = _pid_alive(cluster.pid_file("slurmctld"), "slurmctld")
-    wanted = cluster.slurm_conf(node_layout())
+    wanted = cluster.slurm_conf(layout, node_layout())
+    cgroups = cluster.cgroup_conf_text(slurm_version())
     if running and cluster.conf.exists() and cluster.conf.read_text() != wanted:
-        stop(cluster)  # a different layout (node count): start again from scratch
+        stop(cluster)  # another configuration: start again from scratch
     cluster.conf.write_text(wanted)
-    _start_munged(cluster)
-    if cluster.accounting:
-        _start_mariadb(cluster)
-        _start_slurmdbd(cluster)
-    _start_slurmctld(cluster)
-    for node in cluster.node_names:
-        _start_slurmd(cluster, node)
-
-    def all_idle() -> bool:
-        states = node_states(cluster)
-        return sorted(states) == cluster.node_names and all(
-            state in {"idle", "mix", "alloc"} for state in states.values()
-        )
-
+    if cgroups is None:
+        cluster.cgroup_conf.unlink(missing_ok=True)
+    else:
+        cluster.cgroup_conf.write_text(cgroups)
+    for name in cluster.learners:
+        Learner.named(name)
     try:
-        _wait_for(all_idle, f"nodes {', '.join(cluster.node_names)} to be idle", timeout)
-    except ClusterError as error:
+        _start_daemons(cluster, layout)
+
+        def all_idle() -> bool:
+            states = node_states(cluster)
+            return sorted(states) == sorted(layout.node_names) and all(
+                state in {"idle", "mix", "alloc"} for state in states.values()
+            )
+
+        _wait_for(all_idle, f"nodes {', '.join(layout.node_names)} to be idle", timeout)
+    except (ClusterError, OSError) as error:
+        stop(cluster)
         raise ClusterError(f"{error}; see the logs in {cluster.folder}") from None
     return time.monotonic() - began
 
 
+def _start_daemons(cluster: Cluster, layout: Layout) -> None:
+    _start_munged(cluster)
+    if cluster.accounting:
+        _start_mariadb(cluster, layout)
+        _start_slurmdbd(cluster, layout)
+    _start_slurmctld(cluster)
+    for node in layout.node_names:
+        _start_slurmd(cluster, node)
+
+
 def _daemon_pid_files(cluster: Cluster) -> list[tuple[Path, str]]:
     slurmds = [(path, "slurmd") for path in sorted(cluster.folder.glob("slurmd-*.pid"))]
-    accounting = [(cluster.pid_file("slurmdbd"), "slurmdbd"),
-                  (cluster.pid_file("mariadbd"), "mariadbd")]  # fmt: skip
+    accounting = [
+        (cluster.pid_file("slurmdbd"), "slurmdbd"),
+        (cluster.pid_file("mariadbd"), "mariadbd"),
+    ]
     # Also for a cluster started with accounting and stopped without saying so.
     if not cluster.accounting and not any(path.exists() for path, _ in accounting):
         accounting = []
-    return [*slurmds, (cluster.pid_file("slurmctld"), "slurmctld"), *accounting,
-            (cluster.pid_file("munged"), "munged")]  # fmt: skip
+    return [
+        *slurmds,
+        (cluster.pid_file("slurmctld"), "slurmctld"),
+        *accounting,
+        (cluster.pid_file("munged"), "munged"),
+    ]
 
 
 def _process_gone(pid: int) -> Callable[[], bool]:
@@ -432,16 +652,28 @@ def _process_gone(pid: int) -> Callable[[], bool]:
 
 
 def stop(cluster: Cluster, timeout: float = 20) -> None:
-    """Stop every daemon of the cluster by the PID in its PID file."""
-    for pid_file, program in _daemon_pid_files(cluster):
-        pid = _pid_alive(pid_file, program)
-        if pid is not None:
+    """Stop every daemon of the cluster by the PID in its PID file.
+
+    In three waves, each daemon of a wave at once: Slurm's (slurmd, slurmctld),
+    then slurmdbd (which may still write to the database), then MariaDB and munged.
+    """
+    daemons = _daemon_pid_files(cluster)
+    waves = [
+        [(path, program) for path, program in daemons if program in {"slurmd", "slurmctld"}],
+        [(path, program) for path, program in daemons if program == "slurmdbd"],
+        [(path, program) for path, program in daemons if program in {"mariadbd", "munged"}],
+    ]
+    for wave in waves:
+        running = [(path, pid) for path, program in wave if (pid := _pid_alive(path, program))]
+        for _, pid in running:
             os.kill(pid, signal.SIGTERM)
+        for _, pid in running:
             try:
-                _wait_for(_process_gone(pid), program, timeout)
+                _wait_for(_process_gone(pid), f"process {pid} to stop", timeout)
             except ClusterError:
                 os.kill(pid, signal.SIGKILL)
-        pid_file.unlink(missing_ok=True)
+        for path, _ in wave:
+            path.unlink(missing_ok=True)
 
 
 def status(cluster: Cluster) -> dict[str, int | None]:
@@ -458,7 +690,7 @@ def job_records(cluster: Cluster, job_id: str) -> list[dict[str, str]]:
         if "Invalid job id" in str(error):
             return []
         raise
-    return [dict(re.findall(r"(\w+)=(\S*)", line)) for line in output.splitlines() if line]
+    return scontrol_records(output)
 
 
 def wait_for_jobs(cluster: Cluster, job_ids: Iterable[str], timeout: float = 300) -> None:
@@ -480,19 +712,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the cluster's folder")
     parser.add_argument("--nodes", type=int, default=1, help="emulated nodes (default 1)")
     parser.add_argument(
-        "--accounting", action="store_true",
+        "--accounting",
+        action="store_true",
         help="also run MariaDB and slurmdbd: sacct, seff-style reports, QOS limits",
-    )  # fmt: skip
+    )
+    profile = parser.add_mutually_exclusive_group()
+    profile.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="site",
+        help="site (default): cgroups enforce --mem, a site's defaults; "
+        "fast: no enforcement, a scheduler tuned for speed",
+    )
+    profile.add_argument(
+        "--site",
+        dest="profile",
+        action="store_const",
+        const="site",
+        help="the same as --profile site",
+    )
     parser.add_argument(
-        "--port", type=int, default=CTLD_PORT,
-        help="slurmctld's port; node k uses port + k (default %(default)s)",
-    )  # fmt: skip
+        "--learner",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a Unix user to register in accounting (made if missing); may be repeated",
+    )
     args = parser.parse_args(argv)
-    cluster = Cluster(args.dir.resolve(), args.nodes, args.port, accounting=args.accounting)
+    cluster = Cluster(
+        args.dir.resolve(),
+        args.nodes,
+        accounting=args.accounting,
+        profile=args.profile,
+        learners=tuple(args.learner),
+    )
     try:
         if args.command == "start":
             seconds = start(cluster)
-            print(f"cluster up in {seconds:.1f} s: {node_states(cluster)}", file=sys.stderr)
+            enforced = "cgroups enforce --mem" if cluster.enforces_memory else "--mem not enforced"
+            print(
+                f"cluster up in {seconds:.1f} s ({cluster.profile} profile, {enforced}): "
+                f"{node_states(cluster)}",
+                file=sys.stderr,
+            )
             print(f"export SLURM_CONF={shlex.quote(str(cluster.conf))}")
         elif args.command == "stop":
             stop(cluster)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 #: What a user's checkout holds that a run needs.
-PROJECT_FILES = ["volcano.py", "generate_frames.slurm", "create_gif.slurm", "submit-gif-job"]
+PROJECT_FILES = [
+    "volcano.py",
+    "generate_frames.slurm",
+    "create_gif.slurm",
+    "compare_frames.slurm",
+    "submit-gif-job",
+]
 PROJECT_DIRS = ["volcano_gif", "data"]
 
 

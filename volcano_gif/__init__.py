@@ -9,13 +9,12 @@ for a render task that needs only part of it::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from volcano_gif.assembly.assembler import assemble
-    from volcano_gif.layout import ProjectPaths
     from volcano_gif.local.runner import run_local
+    from volcano_gif.paths import ProjectPaths
     from volcano_gif.task.data import load_grid
     from volcano_gif.task.render import FrameRenderer
 
@@ -23,7 +22,7 @@ __all__ = ["FrameRenderer", "ProjectPaths", "assemble", "load_grid", "run_local"
 
 _HOMES = {
     "FrameRenderer": "volcano_gif.task.render",
-    "ProjectPaths": "volcano_gif.layout",
+    "ProjectPaths": "volcano_gif.paths",
     "assemble": "volcano_gif.assembly.assembler",
     "load_grid": "volcano_gif.task.data",
     "run_local": "volcano_gif.local.runner",

@@ -7,22 +7,18 @@ status 2, never a traceback and never a usage block.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from volcano_gif.layout import DEFAULT_FRAME_COUNT
-from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import MAX_FRAME_COUNT
-from volcano_gif.layout import MAX_TASK_OPTION
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import format_size
-from volcano_gif.layout import parse_size
+from volcano_gif.errors import UsageError
+from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, MAX_FRAME_COUNT, MAX_TASK_OPTION
+from volcano_gif.numbering import format_size, parse_size
 
 #: Exit codes of every command: 1 a failure, 2 bad input (as argparse),
 #: 128 + SIGTERM a run that was cancelled.
@@ -72,9 +68,12 @@ def add_frames_option(
 ) -> None:
     """``--frames N``, the frame count, the same for every command that takes it."""
     parser.add_argument(
-        "--frames", type=frame_count_arg, default=default, metavar="N",
+        "--frames",
+        type=frame_count_arg,
+        default=default,
+        metavar="N",
         help=f"frames in one full turn (default {DEFAULT_FRAME_COUNT})",
-    )  # fmt: skip
+    )
 
 
 def task_option(text: str) -> int:
@@ -103,18 +102,40 @@ def size_arg(text: str) -> tuple[int, int]:
 
 def add_common(parser: argparse.ArgumentParser, default_root: Path) -> None:
     add_frames_option(parser, DEFAULT_FRAME_COUNT)
-    parser.add_argument(
-        "--size", type=size_arg, default=DEFAULT_SIZE, metavar="WxH",
-        help=f"frame size in pixels (default {format_size(DEFAULT_SIZE)})",
-    )  # fmt: skip
+    add_size_option(parser, DEFAULT_SIZE)
     add_root(parser, default_root)
 
 
-def add_root(parser: argparse.ArgumentParser, default_root: Path) -> None:
+def add_size_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: tuple[int, int] | None
+) -> None:
+    """``--size WxH``, the frame size, the same for every command that takes it."""
+    text = f"frame size in pixels (default {format_size(DEFAULT_SIZE)})"
+    parser.add_argument("--size", type=size_arg, default=default, metavar="WxH", help=text)
+
+
+def add_gif_width_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--gif-width PX``: the GIF's width; the run's record keeps it."""
+    text = (
+        "GIF width in pixels; the height keeps the aspect ratio "
+        "(default 400, or the frame width if narrower)"
+    )
+    parser.add_argument("--gif-width", type=positive_int, metavar="PX", help=text)
+
+
+def add_frames_per_task_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None, said: str
+) -> None:
+    """``--frames-per-task F``; ``said`` tells the default, as the command has it."""
+    text = f"frames each array task renders, as a contiguous block ({said})"
     parser.add_argument(
-        "--root", type=Path, default=default_root, metavar="DIR",
-        help="project folder holding data/, images/ and output/ (default %(default)s)",
-    )  # fmt: skip
+        "--frames-per-task", type=task_option, default=default, metavar="F", help=text
+    )
+
+
+def add_root(parser: argparse.ArgumentParser, default_root: Path) -> None:
+    text = "project folder holding data/, images/ and output/ (default %(default)s)"
+    parser.add_argument("--root", type=Path, default=default_root, metavar="DIR", help=text)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
 
@@ -135,10 +156,25 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> 
     return guarded(parser.prog, lambda: command(args))
 
 
+def lines_in_order() -> None:
+    """Write every stdout line at once, as stderr does, so that the two keep their order.
+
+    Through a pipe (``2>&1 | tail``) Python holds stdout back in a buffer until it
+    fills or the program ends: the job ids a submission prints would come after
+    the watch that follows them, and an error before the lines printed ahead of it.
+    """
+    if isinstance(sys.stdout, io.TextIOWrapper) and not sys.stdout.line_buffering:
+        sys.stdout.reconfigure(line_buffering=True)
+
+
 def guarded(prog: str, command: Callable[[], int]) -> int:
-    """Run ``command``; report a failure as one line (or a few, for frames) and a code."""
+    """Run ``command``; report a failure as one line (or a few, for frames) and a code.
+
+    Output keeps its order whether it goes to a terminal, a pipe or a file.
+    """
     from volcano_gif.commands import CommandError
 
+    lines_in_order()
     try:
         return command()
     except BrokenPipeError:  # e.g. `... | head`: the reader has what it wanted

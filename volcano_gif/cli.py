@@ -1,32 +1,38 @@
-"""``volcano-gif``: render, assemble, local, watch, cancel, report; and the two
-steps that ``submit-gif-job`` runs (``plan-submission``, ``record-submission``).
+"""``volcano-gif``: render, assemble, local, watch, cancel, report, check, verify,
+reproduce, compare; and the two steps that ``submit-gif-job`` runs
+(``plan-submission``, ``record-submission``).
 
 Heavy modules (matplotlib, PIL, pandas) are imported inside the commands, after
 the matplotlib cache folder has been chosen, so ``--help`` and errors are quick.
 Data (paths, ids, counts) goes to stdout; messages go to stderr. ``volcano.py``
-is :mod:`volcano_gif.task.command`.
+is :mod:`volcano_gif.task.main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
-from volcano_gif.arguments import Parser
-from volcano_gif.arguments import add_common
-from volcano_gif.arguments import add_root
-from volcano_gif.arguments import guarded
-from volcano_gif.arguments import positive_int
-from volcano_gif.arguments import run_command
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import check_frame_count
-from volcano_gif.task.command import add_render_options
-from volcano_gif.task.command import render as render_frames
-from volcano_gif.task.command import use_project_matplotlib_cache
+from volcano_gif.arguments import (
+    Parser,
+    add_common,
+    add_frames_per_task_option,
+    add_gif_width_option,
+    add_root,
+    guarded,
+    positive_int,
+    run_command,
+)
+from volcano_gif.errors import UsageError
+from volcano_gif.layout import LATENCY_WAIT, LATENCY_WAIT_VARIABLE
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.task.main import add_render_options, use_project_matplotlib_cache
+from volcano_gif.task.main import render as render_frames
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +44,8 @@ def _assemble(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
     from volcano_gif.assembly.assembler import assemble
 
-    result = assemble(paths, check_frame_count(args.frames), args.gif_width, size=args.size)
+    wait = _default_latency_wait() if args.latency_wait is None else args.latency_wait
+    result = assemble(paths, args.frames, args.gif_width, size=args.size, latency_wait=wait)
     for path in (result.mp4, result.gif, result.archive):
         print(path)
     from volcano_gif.run.report import write_report_safely
@@ -53,19 +60,66 @@ def _local(args: argparse.Namespace) -> int:
     from volcano_gif.local.runner import run_local_command
 
     return run_local_command(
-        paths, check_frame_count(args.frames), args.workers, args.gif_width, args.size,
-        resume=args.resume, force=args.force,
-    )  # fmt: skip
+        paths,
+        args.frames,
+        args.workers,
+        args.gif_width,
+        args.size,
+        resume=args.resume,
+        force=args.force,
+        command=args.command_line,
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from volcano_gif.run.record import Kind
+    from volcano_gif.run.record_store import read_record
     from volcano_gif.submit.watch import watch_run
 
     if args.interval > args.max_interval:
         raise UsageError("--interval must not be larger than --max-interval")
-    return watch_run(
-        ProjectPaths(args.root.resolve()), args.interval, args.max_interval, jobs=args.jobs
+    paths = ProjectPaths(args.root.resolve())
+    record = read_record(paths)
+    if record is not None and record.kind is Kind.REPRODUCE:
+        from volcano_gif.reproduce.rerender import watch_reproduction
+
+        return watch_reproduction(paths, args.interval, args.max_interval, jobs=args.jobs)
+    return watch_run(paths, args.interval, args.max_interval, jobs=args.jobs)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Check every frame of ARCHIVE against the SHA-256 in the run record it carries;
+    when output/run.json is the same run's, also the MP4, the GIF and the archive
+    itself. One line per problem; exit status 0 only when all match."""
+    from volcano_gif.reproduce.verify import verify_command
+
+    return verify_command(args.archive, ProjectPaths(args.root.resolve()))
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    """Render the frames of the run in SOURCE (its archive, or its run record) again,
+    with its recorded parameters, in output/reproduce/<run id>/, and compare each with
+    the SHA-256 in the record and with the archived frame (PSNR). On Slurm as an array
+    and a dependent comparison job; with --local (or no sbatch) here. Running it again
+    finishes an interrupted reproduction, or prints the outcome. Exit status 0 only when
+    every frame is identical."""
+    from volcano_gif.reproduce.rerender import Options, reproduce
+
+    options = Options(
+        local=args.local,
+        frames_per_task=args.frames_per_task,
+        force=args.force,
+        watch=args.watch,
+        sbatch_options=args.sbatch_options,
+        command=args.command_line,
     )
+    return reproduce(ProjectPaths(args.root.resolve()), args.source, options)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from volcano_gif.reproduce.compare import compare_reproduction
+
+    return compare_reproduction(ProjectPaths(args.root.resolve()))
 
 
 def _cancel(args: argparse.Namespace) -> int:
@@ -86,22 +140,49 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_gif_width(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--gif-width", type=positive_int, default=None, metavar="PX",
-        help="GIF width in pixels; the height keeps the aspect ratio "
-        "(default 400, or the frame width if narrower)",
-    )  # fmt: skip
+def _check(args: argparse.Namespace) -> int:
+    """Check that this clone is ready for the lesson: run it the day before, in the clone,
+    with the venv active. One line per check on stdout (ok, FAIL with what to do, or
+    skip), then a summary: Python 3.11 or newer; the run-time packages import and ffmpeg
+    runs; jq; sbatch, squeue, scontrol, scancel and the controller; sbatch --test-only of
+    generate_frames.slurm and create_gif.slurm with your SBATCH_* variables; one real
+    one-task job that renders a frame into a scratch folder (removed afterwards; images/
+    and output/ are not touched); sacct lists that job."""
+    from volcano_gif.submit.check import run_checks
+
+    # The check's own steps, not matplotlib's ("generated new fontManager" on a first run).
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    return run_checks(ProjectPaths(args.root.resolve()), args.timeout)
 
 
-def _seconds(text: str) -> float:
+def _seconds_from(low: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``low`` to 3600."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not low <= value <= 3600:
+            raise argparse.ArgumentTypeError(f"{value} s is out of range: use {low} to 3600")
+        return value
+
+    return seconds
+
+
+_seconds = _seconds_from(0.1)  # a poll, a timeout
+_wait_seconds = _seconds_from(0)  # --latency-wait: 0 turns it off
+
+
+def _default_latency_wait() -> float:
+    """$VOLCANO_LATENCY_WAIT, else :data:`LATENCY_WAIT` (a bad value is reported as bad input)."""
+    text = os.environ.get(LATENCY_WAIT_VARIABLE)
+    if not text:
+        return LATENCY_WAIT
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{value} s is out of range: use 0.1 to 3600")
-    return value
+        return _wait_seconds(text)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"{LATENCY_WAIT_VARIABLE}={text}: {error}") from None
 
 
 def build_parser(default_root: Path) -> Parser:
@@ -109,66 +190,179 @@ def build_parser(default_root: Path) -> Parser:
     parser = Parser(
         prog="volcano-gif",
         description="Render the rotating volcano, assemble the MP4 and GIF, run both locally, "
-        "and follow, cancel or report on a run.",
+        "follow, cancel or report on a run, and check a clone before the lesson.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=Parser)  # fmt: skip
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+    for add in (
+        _add_render,
+        _add_assemble,
+        _add_local,
+        _add_watch,
+        _root_only(
+            "cancel", "cancel the run in output/run.json; rendered frames are kept", _cancel
+        ),
+        _root_only("report", _REPORT_HELP, _report),
+        _add_check,
+        _add_verify,
+        _add_reproduce,
+        _root_only("compare", _COMPARE_HELP, _compare),
+    ):
+        add(commands, default_root)
+    return parser
+
+
+_Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+def _add_render(commands: _Commands, default_root: Path) -> None:
     render = commands.add_parser("render", help="render frames (what each array task runs)")
     add_common(render, default_root)
     add_render_options(render)
     render.set_defaults(run=render_frames)
+
+
+def _add_assemble(commands: _Commands, default_root: Path) -> None:
     assemble = commands.add_parser(
         "assemble", help="check the frames, write MP4, GIF and archive, verify, clean images/"
     )
     add_common(assemble, default_root)
-    _add_gif_width(assemble)
+    add_gif_width_option(assemble)
+    text = (
+        "keep looking for frames missing at the first look for S seconds, for a shared "
+        f"filesystem that shows them late; 0 turns it off (default {LATENCY_WAIT:.0f}, "
+        f"or ${LATENCY_WAIT_VARIABLE})"
+    )
+    assemble.add_argument("--latency-wait", type=_wait_seconds, metavar="S", help=text)
     assemble.set_defaults(run=_assemble)
+
+
+def _add_local(commands: _Commands, default_root: Path) -> None:
     local = commands.add_parser("local", help="render on all cores, then assemble (no Slurm)")
     add_common(local, default_root)
-    _add_gif_width(local)
-    local.add_argument(
-        "--workers", type=positive_int, default=None, metavar="W",
-        help="worker processes (default: one per core)",
-    )  # fmt: skip
-    for flag, text in (
+    add_gif_width_option(local)
+    text = "worker processes (default: one per core)"
+    local.add_argument("--workers", type=positive_int, metavar="W", help=text)
+    _add_flags(
+        local,
         ("--resume", "finish the run in output/run.json: render only what is missing"),
         ("--force", "render every frame again, even those already complete"),
-    ):
-        local.add_argument(flag, action="store_true", help=text)
+    )
     local.set_defaults(run=_local)
+
+
+def _add_flags(parser: argparse.ArgumentParser, *flags: tuple[str, str]) -> None:
+    """On/off options: each a flag and its help."""
+    for flag, text in flags:
+        parser.add_argument(flag, action="store_true", help=text)
+
+
+def _add_watch(commands: _Commands, default_root: Path) -> None:
     watch = commands.add_parser(
         "watch", help="follow the run in output/run.json until its GIF is made"
     )
     add_root(watch, default_root)
-    watch.add_argument("--interval", type=_seconds, default=2.0, metavar="S",
-                       help="seconds before the second poll (default %(default)s)")  # fmt: skip
-    watch.add_argument("--max-interval", type=_seconds, default=30.0, metavar="S",
-                       help="longest wait between polls (default %(default)s)")  # fmt: skip
-    watch.add_argument("--jobs", metavar="ARRAY,GIF",
-                       help="watch these jobs (default: the run's latest two)")  # fmt: skip
+    for flag, default, text in (
+        ("--interval", 2.0, "seconds before the second poll (default %(default)s)"),
+        ("--max-interval", 30.0, "longest wait between polls (default %(default)s)"),
+    ):
+        watch.add_argument(flag, type=_seconds, default=default, metavar="S", help=text)
+    text = "watch these jobs (default: the run's latest two)"
+    watch.add_argument("--jobs", metavar="ARRAY,GIF", help=text)
     watch.set_defaults(run=_watch)
-    cancel = commands.add_parser(
-        "cancel", help="cancel the run in output/run.json; rendered frames are kept"
+
+
+_CHECK_HELP = (
+    "before the lesson: check Python, the packages, jq, Slurm, the two scripts "
+    "(sbatch --test-only), one real job and accounting"
+)
+_CHECK_EPILOG = (
+    "Exit status 0 when every check passed; 1 when one failed or was skipped "
+    "(accounting counts: episode 5 needs it); 2 for bad input."
+)
+
+
+def _add_check(commands: _Commands, default_root: Path) -> None:
+    from volcano_gif.submit.check_job import JOB_TIMEOUT
+
+    check = commands.add_parser(
+        "check", help=_CHECK_HELP, description=_check.__doc__, epilog=_CHECK_EPILOG
     )
-    add_root(cancel, default_root)
-    cancel.set_defaults(run=_cancel)
-    report = commands.add_parser(
-        "report",
-        help="write output/report/ (tasks.csv, timeline.png, summary.txt) for the current run, "
-        "from sacct where the cluster keeps accounting, else from the task timing files",
+    add_root(check, default_root)
+    text = (
+        "wait at most S seconds for the test job to start and end; a job still queued "
+        "then is cancelled (default %(default).0f)"
     )
-    add_root(report, default_root)
-    report.set_defaults(run=_report)
-    return parser
+    check.add_argument("--timeout", type=_seconds, default=JOB_TIMEOUT, metavar="S", help=text)
+    check.set_defaults(run=_check)
+
+
+def _add_verify(commands: _Commands, default_root: Path) -> None:
+    """``verify``: was a past run reproducible? (``reproduce`` and ``compare`` follow.)"""
+    help_text = "check an archive against the run record it carries, without rendering"
+    verify = commands.add_parser("verify", help=help_text, description=_verify.__doc__)
+    text = "output/archives/volcano-images-*.tar.gz"
+    verify.add_argument("archive", type=Path, metavar="ARCHIVE", help=text)
+    add_root(verify, default_root)
+    verify.set_defaults(run=_verify)
+
+
+def _add_reproduce(commands: _Commands, default_root: Path) -> None:
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="render a past run's frames again and compare them with its record",
+        usage="volcano-gif reproduce SOURCE [options] [-- extra sbatch options for both jobs]",
+        description=_reproduce.__doc__,
+    )
+    text = "a run's archive (.tar.gz) or run record (run.json)"
+    reproduce.add_argument("source", type=Path, metavar="SOURCE", help=text)
+    add_frames_per_task_option(reproduce, None, "default: the run's")
+    _add_flags(
+        reproduce,
+        ("--local", "render on this machine even if sbatch is available"),
+        ("--force", "render every frame again, in a new reproduction"),
+        ("--watch", "after submitting, follow the jobs and print the outcome"),
+    )
+    add_root(reproduce, default_root)
+    reproduce.set_defaults(run=_reproduce)
+
+
+def _root_only(
+    name: str, help_text: str, run: Callable[[argparse.Namespace], int]
+) -> Callable[[_Commands, Path], None]:
+    """A command whose only options are --root, -v and -q."""
+
+    def add(commands: _Commands, default_root: Path) -> None:
+        command = commands.add_parser(name, help=help_text)
+        add_root(command, default_root)
+        command.set_defaults(run=run)
+
+    return add
+
+
+_REPORT_HELP = (
+    "write output/report/ (tasks.csv, timeline.png, summary.txt) for the current run, "
+    "from sacct where the cluster keeps accounting, else from the task timing files"
+)
+_COMPARE_HELP = "compare a reproduction's frames with its run's (what compare_frames.slurm runs)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``volcano-gif`` and ``python -m volcano_gif``."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in SUBMISSION_STEPS:
-        from volcano_gif.submit import submission
+        from volcano_gif.submit.options import PROG
 
-        step = submission.plan_main if arguments[0] == "plan-submission" else (
-            submission.record_main)  # fmt: skip
-        return guarded(submission.PROG, lambda: step(arguments[1:]))
-    return run_command(build_parser(Path.cwd()), arguments)
+        if arguments[0] == "plan-submission":
+            from volcano_gif.submit.submission import plan_main as step
+        else:
+            from volcano_gif.submit.record_submission import record_main as step
+        return guarded(PROG, lambda: step(arguments[1:]))
+    own, extra = arguments, []
+    if arguments[:1] == ["reproduce"] and "--" in arguments:  # sbatch's options, for both jobs
+        index = arguments.index("--")
+        own, extra = arguments[:index], arguments[index + 1 :]
+    parser = build_parser(Path.cwd())
+    parser.set_defaults(sbatch_options=extra, command_line=["volcano-gif", *arguments])
+    return run_command(parser, own)

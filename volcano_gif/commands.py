@@ -1,7 +1,7 @@
 """Run external programs: argument lists only, never a shell.
 
 Every external command of the package goes through :func:`run`,
-:func:`run_capturing`, :func:`run_concurrently` or :func:`run_measured`. A
+:func:`run_capturing` or :func:`run_measured`. A
 failure raises :class:`CommandError` with the command, its exit code and the
 end of its standard error. :func:`run_measured` also returns the command's
 peak resident memory: the kernel's high-water mark of the process
@@ -13,14 +13,12 @@ report at least 170 MiB.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shlex
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,14 +55,14 @@ class Finished:
 
 def run(args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
     """Run ``args``; return its standard output, or raise :class:`CommandError`."""
-    return run_concurrently([args], cwd, env)[0]
+    return _run(args, cwd, env).stdout
 
 
 def run_capturing(
     args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[str, str]:
     """Run ``args``; return its standard output and standard error, or raise."""
-    finished = _run_all([args], cwd, env)[0]
+    finished = _run(args, cwd, env)
     return finished.stdout, finished.stderr
 
 
@@ -72,21 +70,23 @@ def run_measured(
     args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Finished:
     """Run ``args``; return its output and peak memory, or raise :class:`CommandError`."""
-    return _run_all([args], cwd, env, measure=True)[0]
+    return _run(args, cwd, env, measure=True)
 
 
-def run_concurrently(
-    commands: Sequence[Sequence[str]],
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> list[str]:
-    """Start every command at once, wait for all, return their standard outputs.
+def said_lines(text: str) -> list[str]:
+    """The lines of what a command said (its standard error), stripped, blank ones left out."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
-    Output goes to temporary files, so no pipe can fill up and stall a command.
-    If any failed, raise :class:`CommandError` for the first that did, after all
-    have ended, so none is left running.
-    """
-    return [finished.stdout for finished in _run_all(commands, cwd, env)]
+
+def on_one_line(text: str) -> str:
+    """What a command said, on one line: its lines joined by `` / ``; empty if nothing."""
+    return " / ".join(said_lines(text))
+
+
+def last_line(text: str) -> str:
+    """The last line a command said (often why it failed); empty if nothing."""
+    lines = said_lines(text)
+    return lines[-1] if lines else ""
 
 
 def _high_water_mib(pid: int) -> float:
@@ -110,44 +110,35 @@ def _wait_measuring(process: subprocess.Popen[bytes]) -> tuple[int, float]:
     return process.returncode, peak
 
 
-def _run_all(
-    commands: Sequence[Sequence[str]],
+def _run(
+    args: Sequence[str],
     cwd: Path | None,
     env: Mapping[str, str] | None,
     *,
     measure: bool = False,
-) -> list[Finished]:
-    with contextlib.ExitStack() as stack:
-        started = []
+) -> Finished:
+    """Run ``args`` to its end, its output in temporary files (no pipe can fill up and stall it)."""
+    logger.debug("running: %s", shlex.join(args))
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         try:
-            for args in commands:
-                logger.debug("running: %s", shlex.join(args))
-                stdout = stack.enter_context(tempfile.TemporaryFile())
-                stderr = stack.enter_context(tempfile.TemporaryFile())
-                process = subprocess.Popen(
-                    list(args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                    cwd=cwd, env=dict(env) if env is not None else None,
-                )  # fmt: skip
-                started.append((list(args), process, stdout, stderr))
+            process = subprocess.Popen(
+                list(args),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+            )
         except OSError as error:
-            for _, process, _, _ in started:
-                process.kill()
-                process.wait()
             raise CommandError(args, 127, str(error)) from None
-        outputs = []
-        failure: CommandError | None = None
-        for args, process, stdout, stderr in started:
-            if measure:
-                returncode, peak_mib = _wait_measuring(process)
-                logger.debug("peak memory %.0f MiB: %s", peak_mib, args[0])
-            else:
-                returncode, peak_mib = process.wait(), 0.0
-            stdout.seek(0)
-            stderr.seek(0)
-            out, err = (stream.read().decode(errors="replace") for stream in (stdout, stderr))
-            outputs.append(Finished(args, out, err, peak_mib))
-            if returncode != 0 and failure is None:
-                failure = CommandError(args, returncode, err)
-        if failure is not None:
-            raise failure
-        return outputs
+        if measure:
+            returncode, peak_mib = _wait_measuring(process)
+            logger.debug("peak memory %.0f MiB: %s", peak_mib, args[0])
+        else:
+            returncode, peak_mib = process.wait(), 0.0
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = (stream.read().decode(errors="replace") for stream in (stdout, stderr))
+    if returncode != 0:
+        raise CommandError(args, returncode, err)
+    return Finished(list(args), out, err, peak_mib)

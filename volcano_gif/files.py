@@ -14,8 +14,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 

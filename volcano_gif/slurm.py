@@ -12,13 +12,12 @@ import os
 import re
 import shlex
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from volcano_gif.commands import CommandError
-from volcano_gif.commands import run_capturing
-from volcano_gif.layout import DEFAULT_MAX_ARRAY_SIZE
-from volcano_gif.layout import SUBMIT_SCRIPT
+from volcano_gif.commands import CommandError, last_line, on_one_line, run_capturing
+from volcano_gif.layout import DEFAULT_MAX_ARRAY_SIZE, SUBMIT_SCRIPT
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +33,26 @@ UNREACHABLE_HINT = (
 )
 #: The states of a job that has ended: it will not run again unless requeued.
 ENDED_STATES = {
-    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-    "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT",
-}  # fmt: skip
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "REVOKED",
+    "SPECIAL_EXIT",
+    "TIMEOUT",
+}
 
 
 class SlurmError(RuntimeError):
-    """A Slurm command failed."""
+    """A Slurm command failed; ``said`` is what the command itself said, on one line."""
+
+    def __init__(self, message: str, said: str = "") -> None:
+        super().__init__(message)
+        self.said = said or message
 
 
 class ControllerUnreachableError(SlurmError):
@@ -50,6 +62,15 @@ class ControllerUnreachableError(SlurmError):
 def available() -> bool:
     """True if ``sbatch`` is on PATH."""
     return shutil.which("sbatch") is not None
+
+
+#: The Slurm clients a learner types in the lesson (sacct is checked on its own).
+LESSON_CLIENTS = ("sbatch", "squeue", "scontrol", "scancel")
+
+
+def missing_clients(names: Sequence[str] = LESSON_CLIENTS) -> list[str]:
+    """Those of ``names`` that are not on PATH."""
+    return [name for name in names if shutil.which(name) is None]
 
 
 #: Where Slurm's clients look for their configuration when SLURM_CONF is not set.
@@ -66,37 +87,39 @@ def configuration_file() -> str | None:
     )
 
 
-def _call(args: list[str]) -> str:
+def call(args: list[str]) -> str:
+    """Run a Slurm client; its standard output, or :class:`SlurmError` with what it said."""
     return _call_capturing(args)[0]
 
 
 def _call_about_jobs(args: list[str]) -> str:
-    """Like :func:`_call`, but jobs Slurm does not know (any more) are simply not listed.
+    """Like :func:`call`, but jobs Slurm does not know (any more) are simply not listed.
 
     squeue and scontrol fail with "Invalid job id specified" when none of the
     ids they were given is known: that means no lines, not an error.
     """
     try:
-        return _call(args)
+        return call(args)
     except SlurmError as error:
         if "Invalid job id" in str(error):
             return ""
         raise
 
 
-def _call_capturing(args: list[str]) -> tuple[str, str]:
+def _call_capturing(args: list[str], cwd: Path | None = None) -> tuple[str, str]:
     try:
-        return run_capturing(args)
+        return run_capturing(args, cwd)
     except CommandError as error:
         if any(marker in error.stderr for marker in _UNREACHABLE):
-            last = error.stderr.strip().splitlines()[-1]
+            last = last_line(error.stderr)
             said = last if last.startswith(f"{args[0]}:") else f"{args[0]}: {last}"
             raise ControllerUnreachableError(
-                f"cannot reach the Slurm controller ({said}); {UNREACHABLE_HINT}"
+                f"cannot reach the Slurm controller ({said}); {UNREACHABLE_HINT}", said
             ) from None
-        said = " / ".join(line.strip() for line in error.stderr.splitlines() if line.strip())
+        said = on_one_line(error.stderr)
         raise SlurmError(
-            f"{shlex.join(args)} failed (exit code {error.returncode}): {said or 'no message'}"
+            f"{shlex.join(args)} failed (exit code {error.returncode}): {said or 'no message'}",
+            said or f"{args[0]}: exit code {error.returncode}, no message",
         ) from None
 
 
@@ -105,6 +128,7 @@ class ClusterConfig:
     max_array_size: int
     version: str | None
     accounting: bool
+    accounting_storage: str = ""  # AccountingStorageType, as scontrol says it
 
 
 def read_config() -> ClusterConfig:
@@ -115,19 +139,29 @@ def read_config() -> ClusterConfig:
     if shutil.which("scontrol") is None:
         logger.warning("scontrol not found: assuming MaxArraySize=%d", DEFAULT_MAX_ARRAY_SIZE)
         return ClusterConfig(DEFAULT_MAX_ARRAY_SIZE, None, accounting=False)
-    text = _call(["scontrol", "show", "config"])
+    text = call(["scontrol", "show", "config"])
     settings = dict(re.findall(r"^(\w+)\s+=\s+(.*?)\s*$", text, flags=re.MULTILINE))
 
     def number(key: str) -> int | None:
         match = re.match(r"\d+", settings.get(key, ""))
         return int(match.group(0)) if match else None
 
-    storage = settings.get("AccountingStorageType", "accounting_storage/none")
     return ClusterConfig(
         max_array_size=number("MaxArraySize") or DEFAULT_MAX_ARRAY_SIZE,
         version=settings.get("SLURM_VERSION"),
-        accounting=not storage.endswith("/none"),
+        accounting=keeps_accounting(settings.get("AccountingStorageType", "")),
+        accounting_storage=settings.get("AccountingStorageType", ""),
     )
+
+
+def keeps_accounting(storage_type: str) -> bool:
+    """True if ``AccountingStorageType`` names a storage plugin that keeps accounting.
+
+    Slurm 22.05 says ``accounting_storage/none`` when there is none; 23.11 and
+    later say ``(null)``; anything but a plugin other than ``none`` means none.
+    """
+    kind, _, plugin = storage_type.strip().partition("/")
+    return kind == "accounting_storage" and plugin not in {"", "none"}
 
 
 @dataclass(frozen=True)
@@ -153,39 +187,55 @@ def submit_limit() -> SubmitLimit | None:
     import getpass
 
     user = getpass.getuser()
+    assoc_fields = ("account", "maxsubmit", "qos", "defaultqos")
+    qos_fields = ("name", "maxsubmitjobsperuser", "maxsubmitjobs")
     try:
-        associations = _call(["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}",
-                              "format=account,maxsubmit,qos,defaultqos"])  # fmt: skip
-        qos_lines = _call(["sacctmgr", "-n", "-P", "show", "qos",
-                           "format=name,maxsubmitjobsperuser,maxsubmitjobs"])  # fmt: skip
+        associations = call(
+            [
+                "sacctmgr",
+                "-n",
+                "-P",
+                "show",
+                "assoc",
+                "where",
+                f"user={user}",
+                f"format={','.join(assoc_fields)}",
+            ]
+        )
+        qos_lines = call(["sacctmgr", "-n", "-P", "show", "qos", f"format={','.join(qos_fields)}"])
     except SlurmError:
         return None
     qos_limits = {}
-    for line in qos_lines.splitlines():
-        name, per_user, total = ([*line.split("|"), "", "", ""])[:3]
-        numbers = [int(value) for value in (per_user, total) if value.isdigit()]
-        if name and numbers:
-            qos_limits[name] = min(numbers)
+    for qos_row in parsable_rows(qos_lines, qos_fields):
+        limits_set = (qos_row["maxsubmitjobsperuser"], qos_row["maxsubmitjobs"])
+        numbers = [int(value) for value in limits_set if value.isdigit()]
+        if qos_row["name"] and numbers:
+            qos_limits[qos_row["name"]] = min(numbers)
     limits: list[tuple[int, str]] = []
-    for line in associations.splitlines():
-        account, max_submit, qos_list, default_qos = ([*line.split("|"), "", "", "", ""])[:4]
+    for row in parsable_rows(associations, assoc_fields):
+        account, max_submit = row["account"], row["maxsubmit"]
         if max_submit.isdigit():
             limits.append((int(max_submit), f"account {account} MaxSubmitJobs={max_submit}"))
-        for qos in [default_qos] if default_qos else [q for q in qos_list.split(",") if q]:
+        usable = [row["defaultqos"]] if row["defaultqos"] else row["qos"].split(",")
+        for qos in filter(None, usable):
             if qos in qos_limits:
-                limits.append((qos_limits[qos], f"QOS {qos} MaxSubmitJobsPerUser="
-                                                f"{qos_limits[qos]}"))  # fmt: skip
+                source = f"QOS {qos} MaxSubmitJobsPerUser={qos_limits[qos]}"
+                limits.append((qos_limits[qos], source))
     if not limits:
         return None
     limit, source = min(limits)
-    queued = len(_call(["squeue", "--noheader", "--array", "--user", user, "--format",
-                        "%i"]).split())  # fmt: skip
+    queued = len(
+        call(["squeue", "--noheader", "--array", "--user", user, "--format", "%i"]).split()
+    )
     return SubmitLimit(limit, source, queued)
 
 
 #: sbatch's words for a refusal by a submit limit.
-SUBMIT_LIMIT_REASONS = ("QOSMaxSubmitJobPerUserLimit", "AssocMaxSubmitJobLimit",
-                        "QOSMaxSubmitJobLimit")  # fmt: skip
+SUBMIT_LIMIT_REASONS = (
+    "QOSMaxSubmitJobPerUserLimit",
+    "AssocMaxSubmitJobLimit",
+    "QOSMaxSubmitJobLimit",
+)
 
 
 def queued_jobs(job_ids: list[str]) -> dict[str, str]:
@@ -195,8 +245,9 @@ def queued_jobs(job_ids: list[str]) -> dict[str, str]:
     """
     if not job_ids:
         return {}
-    output = _call_about_jobs(["squeue", "--noheader", "--jobs", ",".join(job_ids),
-                               "--format", "%F|%T"])  # fmt: skip
+    output = _call_about_jobs(
+        ["squeue", "--noheader", "--jobs", ",".join(job_ids), "--format", "%F|%T"]
+    )
     states: dict[str, str] = {}
     for line in output.splitlines():
         job, _, state = line.strip().partition("|")
@@ -214,6 +265,8 @@ class JobLine:
     task: int | None
     state: str
     reason: str
+    memory: str = ""  # what it asked for, as Slurm writes it: "256M", "1G"
+    time_limit: str = ""  # likewise: "5:00", "00:15:00", "1-00:00:00", "UNLIMITED"
 
 
 def job_lines(job_ids: list[str]) -> list[JobLine]:
@@ -222,55 +275,72 @@ def job_lines(job_ids: list[str]) -> list[JobLine]:
     ``--states=all`` keeps ended jobs until MinJobAge; ``--array`` gives each
     array task its own line.
     """
-    output = _call_about_jobs(["squeue", "--noheader", "--array", "--states=all",
-                               "--jobs", ",".join(job_ids), "--format", "%F|%K|%T|%r"])  # fmt: skip
-    lines = []
-    for line in output.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 4:
-            continue
-        job, task, state, reason = parts
-        lines.append(JobLine(job, int(task) if task.isdigit() else None, state, reason))
-    return lines
+    fields = ("job", "task", "state", "reason", "memory", "limit")
+    output = _call_about_jobs(
+        [
+            "squeue",
+            "--noheader",
+            "--array",
+            "--states=all",
+            "--jobs",
+            ",".join(job_ids),
+            "--format",
+            "%F|%K|%T|%r|%m|%l",  # the fields above, in this order
+        ]
+    )
+    return [
+        JobLine(
+            row["job"],
+            int(row["task"]) if row["task"].isdigit() else None,
+            row["state"],
+            row["reason"],
+            row["memory"],
+            row["limit"],
+        )
+        for row in parsable_rows(output, fields)
+        if row["job"] and row["state"]
+    ]
+
+
+def scontrol_records(output: str) -> list[dict[str, str]]:
+    """``scontrol --oneliner show job`` output by field name: a record per job or array task."""
+    return [dict(re.findall(r"(\w+)=(\S*)", line)) for line in output.splitlines() if line]
 
 
 def scontrol_states(job_id: str) -> list[JobLine]:
     """The job (or every task of an array) as ``scontrol show job`` still knows it."""
     output = _call_about_jobs(["scontrol", "--oneliner", "show", "job", job_id])
-    lines = []
-    for line in output.splitlines():
-        fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        if "JobState" in fields:
-            task = fields.get("ArrayTaskId", "")
-            lines.append(JobLine(
-                fields.get("ArrayJobId") or fields.get("JobId") or job_id,
-                int(task) if task.isdigit() else None,
-                fields["JobState"], fields.get("Reason", "None"),
-            ))  # fmt: skip
-    return lines
+    return [
+        JobLine(
+            fields.get("ArrayJobId") or fields.get("JobId") or job_id,
+            int(task) if (task := fields.get("ArrayTaskId", "")).isdigit() else None,
+            fields["JobState"],
+            fields.get("Reason", "None"),
+            fields.get("MinMemoryNode") or fields.get("MinMemoryCPU", ""),
+            fields.get("TimeLimit", ""),
+        )
+        for fields in scontrol_records(output)
+        if "JobState" in fields
+    ]
 
 
-def sacct_states(job_ids: list[str]) -> list[JobLine]:
-    """Job and array task states from accounting (one ``sacct`` call)."""
-    output = _call(["sacct", "--noheader", "--parsable2", "--allocations",
-                    "--jobs", ",".join(job_ids), "--format", "JobID,State"])  # fmt: skip
-    lines = []
-    for line in output.splitlines():
-        job, _, state = line.partition("|")
-        base, task = _job_and_task(job)
-        lines.append(JobLine(base, task, state.split()[0] if state else "", "None"))
-    return lines
-
-
-def _job_and_task(sacct_job_id: str) -> tuple[str, int | None]:
-    """``12_3`` is task 3 of array 12; ``12`` and ``12_[4-9]`` (not started) have no task."""
-    base, _, task = sacct_job_id.partition("_")
-    return base, int(task) if task.isdigit() else None
-
-
-#: What the report asks ``sacct`` for: what ``seff`` reads, and the node.
-SACCT_USAGE_FIELDS = "JobID,State,ExitCode,ElapsedRaw,TotalCPU,AllocCPUS,MaxRSS,ReqMem,NodeList"
 _MEMORY_UNITS = {"": 1 / 1024**2, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2}
+
+
+def parsable_rows(output: str, fields: Sequence[str]) -> list[dict[str, str]]:
+    """``--parsable2`` output (sacct, sacctmgr, squeue with ``|``) as rows by field name.
+
+    A line with fewer values than fields gets empty ones; a line with more is
+    not such a row, and is left out.
+    """
+    rows = []
+    for line in output.splitlines():
+        values = line.strip().split("|")
+        if line.strip() and len(values) <= len(fields):
+            rows.append(
+                dict(zip(fields, [*values, *[""] * (len(fields) - len(values))], strict=True))
+            )
+    return rows
 
 
 def memory_mib(text: str) -> float | None:
@@ -282,81 +352,27 @@ def memory_mib(text: str) -> float | None:
     return float(match.group(1)) * _MEMORY_UNITS[match.group(2)]
 
 
-def cpu_seconds(text: str) -> float:
-    """sacct's CPU time (``[D-][HH:]MM:SS[.mmm]``) in seconds."""
-    days, _, clock = text.strip().rpartition("-")
-    seconds = 0.0
-    for part in clock.split(":"):
-        seconds = seconds * 60 + float(part or 0)
-    return seconds + (int(days) * 86400 if days else 0)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What accounting recorded of one job or array task: what ``seff`` reports."""
-
-    job_id: str  # the array's id for a task
-    task: int | None
-    state: str
-    exit_code: str
-    elapsed_s: float
-    cpu_s: float  # TotalCPU: user and system time of all its steps
-    cpus: int  # AllocCPUS
-    max_rss_mib: float | None  # the largest MaxRSS of its steps; None if none was sampled
-    requested_mib: float | None  # ReqMem
-    node: str
-
-
-def sacct_usage(job_ids: list[str], since: str | None = None) -> list[Usage]:
-    """Each job and array task of ``job_ids`` as accounting recorded it, in one ``sacct``.
-
-    ``since`` (``YYYY-MM-DDTHH:MM:SS``) leaves out older jobs that had the same
-    ids (a cluster whose job ids started again). Tasks still pending are left
-    out. Raises :class:`SlurmError` where there is no sacct or no accounting.
-    """
-    if shutil.which("sacct") is None:
-        raise SlurmError("sacct not found on PATH")
-    window = ["--starttime", since] if since else []
-    try:
-        output = run_capturing(["sacct", "--noheader", "--parsable2", *window, "--jobs",
-                                ",".join(job_ids), "--format", SACCT_USAGE_FIELDS])[0]  # fmt: skip
-    except CommandError as error:  # the last line says why: no database, accounting off...
-        lines = [line.strip() for line in error.stderr.splitlines() if line.strip()]
-        said = lines[-1] if lines else f"exit code {error.returncode}, no message"
-        raise SlurmError(said if said.startswith("sacct") else f"sacct: {said}") from None
-    allocations: dict[str, list[str]] = {}
-    step_peaks: dict[str, float] = {}
-    for line in output.splitlines():
-        fields = line.split("|")
-        if len(fields) != 9:
-            continue
-        allocation, _, step = fields[0].partition(".")
-        if step:  # "12_3.batch": MaxRSS is measured per step; the extern step only waits
-            rss = memory_mib(fields[6]) if step != "extern" else None
-            if rss is not None:
-                step_peaks[allocation] = max(step_peaks.get(allocation, 0.0), rss)
-        else:
-            allocations[allocation] = fields
-    usages = []
-    for job, fields in allocations.items():
-        base, task = _job_and_task(job)
-        if task is None and "_" in job:  # "12_[3-10]": tasks not started yet
-            continue
-        cpus = int(fields[5]) if fields[5].isdigit() else 1
-        requested = memory_mib(fields[7])
-        if requested is not None and fields[7].endswith("c"):  # per CPU, before 21.08
-            requested *= cpus
-        usages.append(Usage(
-            base, task, (fields[1].split() or [""])[0], fields[2],
-            float(fields[3]) if fields[3].isdigit() else 0.0, cpu_seconds(fields[4] or "0"),
-            cpus, step_peaks.get(job) or memory_mib(fields[6]), requested, fields[8],
-        ))  # fmt: skip
-    return usages
-
-
 def cancel(job_ids: list[str]) -> None:
     """Cancel ``job_ids`` (whole arrays included) with one ``scancel``."""
-    _call(["scancel", *job_ids])
+    call(["scancel", *job_ids])
+
+
+def submit(command: list[str], cwd: Path | None = None) -> str:
+    """Run ``command`` (an ``sbatch --parsable`` command), in ``cwd``; return the job id.
+
+    ``--parsable`` prints ``jobid`` or ``jobid;cluster``: the id is the part
+    before any ``;``. A refusal raises :class:`SlurmError` with sbatch's message.
+    """
+    if command[:2] != ["sbatch", "--parsable"]:
+        raise ValueError(f"not an sbatch --parsable command: {command}")
+    stdout, _ = _call_capturing(command, cwd)
+    job_id = stdout.strip().split(";", 1)[0]
+    if not job_id.isdigit():
+        raise SlurmError(
+            f"sbatch printed {stdout.strip()!r}, not a job id",
+            f"sbatch: printed {stdout.strip()!r}",
+        )
+    return job_id
 
 
 def test_only(command: list[str]) -> str:

@@ -12,15 +12,11 @@ import hashlib
 import io
 import tarfile
 import time
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from volcano_gif.layout import ARCHIVE_PREFIX
-from volcano_gif.layout import ARCHIVE_RECORD_NAME
-from volcano_gif.layout import ARCHIVE_STAMP_FORMAT
-from volcano_gif.layout import IMAGES_DIR
+from volcano_gif.layout import ARCHIVE_PREFIX, ARCHIVE_RECORD_NAME, ARCHIVE_STAMP_FORMAT, IMAGES_DIR
 
 #: gzip level of the frame archive. The PNGs are deflated already: level 1
 #: took 0.9 CPU-s for 360 frames to save 5% (29.6 MB against 31.1 MB), so

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from volcano_gif.layout import format_size
+from volcano_gif.numbering import format_size
 
 
 class OutputError(RuntimeError):

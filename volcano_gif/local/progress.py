@@ -54,9 +54,15 @@ class FrameProgress:
             # A terminal that does not say its width (width 0) gets 80 columns.
             sized = columns > 0
             self.bar = tqdm(
-                total=total, desc=what, unit="frame", file=self.stream, dynamic_ncols=sized,
-                ncols=None if sized else 80, smoothing=0.3, leave=True,
-            )  # fmt: skip
+                total=total,
+                desc=what,
+                unit="frame",
+                file=self.stream,
+                dynamic_ncols=sized,
+                ncols=None if sized else 80,
+                smoothing=0.3,
+                leave=True,
+            )
 
     def update(self, frames: int = 1) -> None:
         self.done += frames

@@ -17,11 +17,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
-from collections.abc import Iterator
-from concurrent.futures import Future
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import wait
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
@@ -29,40 +26,33 @@ from pathlib import Path
 from types import FrameType
 
 from volcano_gif.arguments import EXIT_CANCELLED
-from volcano_gif.assembly.assembler import AssemblyResult
-from volcano_gif.assembly.assembler import assemble
+from volcano_gif.assembly.assembler import AssemblyResult, assemble
+from volcano_gif.errors import UsageError
 from volcano_gif.files import short_hostname
-from volcano_gif.layout import DEFAULT_FRAME_COUNT
-from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import RESUME_COMMAND
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import expected_frames
-from volcano_gif.layout import split_evenly
+from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, RESUME_COMMAND
 from volcano_gif.local.progress import FrameProgress
-from volcano_gif.run.guard import check_writable
-from volcano_gif.run.guard import holding_folder
-from volcano_gif.run.guard import refuse_frames_of_other_runs
-from volcano_gif.run.guard import refuse_if_active
-from volcano_gif.run.record import Mode
-from volcano_gif.run.record import Parameters
-from volcano_gif.run.record import RunRecord
-from volcano_gif.run.record import RunState
-from volcano_gif.run.record import new_record
-from volcano_gif.run.record import now
-from volcano_gif.run.record import read_record
-from volcano_gif.run.record import require_record
-from volcano_gif.run.record import run_is_complete
-from volcano_gif.run.record import update_record
-from volcano_gif.run.record import write_record
+from volcano_gif.numbering import expected_frames, split_evenly
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.guard import (
+    check_writable,
+    holding_folder,
+    refuse_frames_of_other_runs,
+    refuse_if_active,
+)
+from volcano_gif.run.record import Mode, Parameters, RunRecord, RunState, now
+from volcano_gif.run.record_store import (
+    new_record,
+    read_record,
+    require_record,
+    run_is_complete,
+    update_record,
+    write_record,
+)
+from volcano_gif.stage_times import children_peak_mib, peak_memory_mib
 from volcano_gif.task.frames import check_frames
-from volcano_gif.task.render import DEFAULT_PNG_LEVEL
-from volcano_gif.task.render import FrameRenderer
-from volcano_gif.task.scene import Scene
-from volcano_gif.task.scene import load_scene
-from volcano_gif.task.task_timing import TaskTiming
-from volcano_gif.timing import children_peak_mib
-from volcano_gif.timing import peak_memory_mib
+from volcano_gif.task.render import DEFAULT_PNG_LEVEL, FrameRenderer
+from volcano_gif.task.scene import Scene, load_scene
+from volcano_gif.task.task_timing import TaskTiming, remove_other_runs_timings
 
 logger = logging.getLogger(__name__)
 
@@ -178,17 +168,40 @@ def render_frames(
     ]
     # fork shares the imported matplotlib with the workers; elsewhere spawn.
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    done: SimpleQueue[int] = context.SimpleQueue()
     timing_dir = paths.timing if run_id else None
+    settings = _WorkerSettings(scene, png_level, context.SimpleQueue(), timing_dir, run_id, force)
+    failures = _render_on_pool(blocks, paths.images, workers, context, settings)
+    for frame, reason in sorted(failures.items()):
+        logger.error("frame %d failed: %s", frame, reason)
+    logger.info(
+        "rendered %d of %d frames on %d workers",
+        len(wanted) - len(failures),
+        len(wanted),
+        workers,
+    )
+    return failures
+
+
+def _render_on_pool(
+    blocks: list[list[int]],
+    images_dir: Path,
+    workers: int,
+    context: multiprocessing.context.BaseContext,
+    settings: _WorkerSettings,
+) -> dict[int, str]:
+    """Render the blocks on a pool of ``workers``, showing progress; return the failures."""
+    done = settings.done
     failures: dict[int, str] = {}
-    progress = FrameProgress(len(wanted))
+    progress = FrameProgress(sum(len(block) for block in blocks))
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_start_worker,
-        initargs=(_WorkerSettings(scene, png_level, done, timing_dir, run_id, force),),
-    )  # fmt: skip
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(settings,),
+    )
     try:
         futures: dict[Future[dict[int, str]], list[int]] = {
-            pool.submit(_render_block, block, paths.images): block for block in blocks
+            pool.submit(_render_block, block, images_dir): block for block in blocks
         }
         pending = set(futures)
         while pending:
@@ -207,12 +220,6 @@ def render_frames(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         progress.close()
-    for frame, reason in sorted(failures.items()):
-        logger.error("frame %d failed: %s", frame, reason)
-    logger.info(
-        "rendered %d of %d frames on %d workers",
-        len(wanted) - len(failures), len(wanted), workers,
-    )  # fmt: skip
     return failures
 
 
@@ -222,6 +229,8 @@ def _begin(
     resume: bool,
     force: bool,
     record: RunRecord | None,
+    *,
+    command: list[str] | None = None,
 ) -> tuple[RunRecord, list[int] | None]:
     """Write the run record of a new or resumed run; return it and the frames to render.
 
@@ -232,8 +241,9 @@ def _begin(
             record = require_record(paths)
         if run_is_complete(paths, record):
             raise UsageError(f"run {record.run_id} is complete already: nothing to resume")
-        todo = sorted(check_frames(paths.images, record.parameters.frame_count,
-                                   record.parameters.size))  # fmt: skip
+        todo = sorted(
+            check_frames(paths.images, record.parameters.frame_count, record.parameters.size)
+        )
 
         def resumed(current: RunRecord) -> None:
             current.mode = Mode.LOCAL
@@ -243,10 +253,11 @@ def _begin(
         return update_record(paths, resumed, record.run_id) or record, todo
     if not force:
         refuse_frames_of_other_runs(paths, parameters)
-    record = new_record(Mode.LOCAL, parameters)
+    record = new_record(Mode.LOCAL, parameters, data_file=paths.data_file, command=command)
     record.move_to(RunState.RENDERING, "rendering", "locally")
     record.submitted = record.started = now()
     write_record(paths, record)
+    remove_other_runs_timings(paths.timing, record.run_id)  # the report counts this run's only
     return record, None
 
 
@@ -259,32 +270,40 @@ def run_local(
     *,
     resume: bool = False,
     force: bool = False,
+    command: list[str] | None = None,
 ) -> AssemblyResult:
     """Render on all cores, then assemble whatever the renders' outcome.
 
     With ``resume``, the parameters come from ``output/run.json`` and only the
     missing or broken frames are rendered. The result's ``times`` hold the
-    render stage and the assembly's stages.
+    render stage and the assembly's stages. ``command``, the command line that
+    started the run, goes into its record.
     """
     parameters = Parameters.of(frame_count, size, gif_width)
     check_writable(paths.output)
     found = require_record(paths) if resume else read_record(paths)
     refuse_if_active(paths, found)
     with holding_folder(paths, "a local run"), _stopped_by_signals():
-        record, todo = _begin(paths, parameters, resume, force, found)
+        record, todo = _begin(paths, parameters, resume, force, found, command=command)
         parameters = record.parameters
         began = time.perf_counter()
         try:
             if todo is None or todo:
-                render_frames(paths, parameters.frame_count, workers, frames=todo,
-                              size=parameters.size, force=force, run_id=record.run_id)  # fmt: skip
+                render_frames(
+                    paths,
+                    parameters.frame_count,
+                    workers,
+                    frames=todo,
+                    size=parameters.size,
+                    force=force,
+                    run_id=record.run_id,
+                )
         except RunCancelledError:
             _record_cancelled(paths, record)
             raise
         rendered = time.perf_counter() - began
         workers_peak = children_peak_mib()  # the workers have ended: none is larger
-        result = assemble(paths, parameters.frame_count, parameters.gif_width,
-                          size=parameters.size)  # fmt: skip
+        result = assemble(paths, parameters.frame_count, parameters.gif_width, size=parameters.size)
         result.times["render"] = rendered
         result.times.peak("render worker", workers_peak)
     from volcano_gif.run.report import write_report_safely
@@ -303,6 +322,7 @@ def run_local_command(
     *,
     resume: bool,
     force: bool,
+    command: list[str] | None = None,
 ) -> int:
     """:func:`run_local` as a command: print the outputs' paths; an exit code.
 
@@ -310,8 +330,16 @@ def run_local_command(
     or no sbatch).
     """
     try:
-        result = run_local(paths, frame_count, workers, gif_width, size, resume=resume,
-                           force=force)  # fmt: skip
+        result = run_local(
+            paths,
+            frame_count,
+            workers,
+            gif_width,
+            size,
+            resume=resume,
+            force=force,
+            command=command,
+        )
     except RunCancelledError:
         return EXIT_CANCELLED
     for path in (result.mp4, result.gif, result.archive):
@@ -325,6 +353,6 @@ def _record_cancelled(paths: ProjectPaths, record: RunRecord) -> None:
 
     update_record(paths, cancelled, record.run_id)
     logger.warning(
-        "stopped: every rendered frame is kept in images/; finish the run with: "
-        "%s", RESUME_COMMAND,
-    )  # fmt: skip
+        "stopped: every rendered frame is kept in images/; finish the run with: %s",
+        RESUME_COMMAND,
+    )

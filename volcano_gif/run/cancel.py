@@ -12,13 +12,10 @@ import signal
 
 from volcano_gif import slurm
 from volcano_gif.layout import RESUME_COMMAND
-from volcano_gif.layout import ProjectPaths
+from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.guard import folder_holder
-from volcano_gif.run.record import Mode
-from volcano_gif.run.record import RunRecord
-from volcano_gif.run.record import RunState
-from volcano_gif.run.record import require_record
-from volcano_gif.run.record import update_record
+from volcano_gif.run.record import Mode, RunRecord, RunState
+from volcano_gif.run.record_store import require_record, update_record
 
 
 def cancel_run(paths: ProjectPaths) -> int:
@@ -31,16 +28,20 @@ def cancel_run(paths: ProjectPaths) -> int:
             return 0
         pid = int(holder.split()[0])
         os.kill(pid, signal.SIGTERM)
-        print(f"stopping the local run (pid {pid}); its rendered frames are kept: finish it "
-              f"later with: {RESUME_COMMAND}")  # fmt: skip
+        print(
+            f"stopping the local run (pid {pid}); its rendered frames are kept: finish it "
+            f"later with: {RESUME_COMMAND}"
+        )
         return 0
     if not record.job_ids():
         print(f"nothing to cancel: run {record.run_id} has no submitted jobs")
         return 0
     queued = slurm.queued_jobs(record.job_ids())
     if not queued:
-        print(f"nothing to cancel: the jobs of run {record.run_id} "
-              f"({', '.join(record.job_ids())}) have all ended")  # fmt: skip
+        print(
+            f"nothing to cancel: the jobs of run {record.run_id} "
+            f"({', '.join(record.job_ids())}) have all ended"
+        )
         return 0
     gif_jobs = {s.gif_job_id for s in record.submissions}
     # The assembly first: once its array is gone, its dependency would let it start.

@@ -20,21 +20,18 @@ from pathlib import Path
 from typing import IO
 
 from volcano_gif import slurm
+from volcano_gif.errors import UsageError
 from volcano_gif.files import short_hostname
-from volcano_gif.layout import RESUME_COMMAND
-from volcano_gif.layout import SUBMIT_SCRIPT
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import UsageError
-from volcano_gif.run.record import Parameters
-from volcano_gif.run.record import RunRecord
-from volcano_gif.run.record import RunState
+from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record import Parameters, RunRecord, RunState
 from volcano_gif.task.frames import frames_of_other_runs
 
 logger = logging.getLogger(__name__)
 
 
-class FolderBusyError(UsageError):
-    """Another run holds this folder."""
+class FolderBusyError(RuntimeError):
+    """Another run holds this folder: a failure to run now (exit 1), not bad input."""
 
 
 def check_writable(folder: Path) -> None:
@@ -135,12 +132,15 @@ def refuse_if_active(paths: ProjectPaths, record: RunRecord | None) -> None:
     try:
         queued = slurm.queued_jobs(record.job_ids())
     except slurm.ControllerUnreachableError as error:
-        logger.warning("could not ask Slurm whether run %s still has jobs queued: %s",
-                       record.run_id, error)  # fmt: skip
+        logger.warning(
+            "could not ask Slurm whether run %s still has jobs queued: %s", record.run_id, error
+        )
         return
     if queued:
-        jobs = ", ".join(f"{job} ({state})" for job, state in queued.items())
-        ids = ",".join(queued)
+        # In job id order: squeue's own order depends on the site's priority plugin.
+        ordered = sorted(queued.items(), key=lambda item: int(item[0]))
+        jobs = ", ".join(f"{job} ({state})" for job, state in ordered)
+        ids = ",".join(job for job, _ in ordered)
         raise FolderBusyError(
             f"run {record.run_id} still has jobs in the queue: {jobs}. One run per folder: "
             f"wait for them (squeue --me -j {ids}, or volcano-gif watch) or cancel them "

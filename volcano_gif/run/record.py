@@ -2,48 +2,41 @@
 
 ``submit-gif-job`` (on Slurm and locally) writes it when a run starts; the
 assembler updates it with the outcome and the checksums; ``--resume``,
-``--cancel`` and ``watch`` read it. It is rewritten atomically, under a short
-lock, so it is valid JSON at every moment and no update is lost. Its fields are
-defined once, here; ``volcano_gif/run/run.schema.json`` describes the file for
-other tools, and a test holds the two together.
+``--cancel`` and ``watch`` read it (:mod:`volcano_gif.run.record_store` makes,
+reads and writes the file, under a short lock). Its fields, its states and the
+moves between them are defined once, here; ``volcano_gif/run/run.schema.json``
+describes the file for other tools, and a test holds the two together.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
-import os
-import platform
+import re
 import secrets
-from collections.abc import Callable
-from collections.abc import Iterator
-from dataclasses import asdict
-from dataclasses import dataclass
-from dataclasses import field
-from dataclasses import fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from volcano_gif.files import short_hostname
-from volcano_gif.files import write_json_atomically
-from volcano_gif.layout import DEFAULT_FRAME_COUNT
-from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import FPS
-from volcano_gif.layout import RUN_RECORD
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import check_frame_count
-from volcano_gif.layout import format_size
-from volcano_gif.layout import gif_width_for
+from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, FPS
+from volcano_gif.numbering import check_frame_count, format_size, gif_width_for
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2: each submission keeps the sbatch options given after ``--``, and a run the
+#: options its resume needs (``resume_options``); a run records its kind (a run,
+#: or a reproduction: ``volcano-gif reproduce``), its data file's SHA-256, the
+#: command that made it, and what a reproduction reproduces. A version-1 record
+#: reads as a version-2 one with those at their defaults (:func:`migrated`).
+SCHEMA_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("run.schema.json")
+#: What :func:`new_run_id` makes; a run id names folders, so nothing else is used as one.
+RUN_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9]{4}$")
+
+
+#: sbatch options of a submission that its resume does not take over.
+UNKEPT_SBATCH_OPTIONS = frozenset({"--hold", "-H"})
 
 
 class RunState(StrEnum):
@@ -55,13 +48,15 @@ class RunState(StrEnum):
     FAILED = "failed"  # see error and missing_frames
     CANCELLED = "cancelled"
     REFUSED = "refused"  # sbatch refused the submission (see error): nothing was queued
+    COMPARED = "compared"  # a reproduction's frames were compared (see reproduces)
 
 
 #: The states a run may move to each state from: the run's lifecycle in one place.
 #: (A run is created SUBMITTING, or RENDERING when local.) What is missing here
 #: cannot happen, and :meth:`RunRecord.move_to` refuses it: a run is SUBMITTED
-#: or REFUSED only out of its submission, ASSEMBLED only out of an assembly, and
-#: an ASSEMBLED or REFUSED run has nothing left to cancel. Every state may be
+#: or REFUSED only out of its submission, ASSEMBLED (a reproduction: COMPARED)
+#: only out of its dependent step, and an ASSEMBLED, COMPARED or REFUSED run has
+#: nothing left to cancel. (A reproduction's comparison is its ASSEMBLING.) Every state may be
 #: resumed (SUBMITTING, RENDERING) or assembled by hand (ASSEMBLING): also a run
 #: whose submitter or assembly died before it could say so.
 ALL_STATES = frozenset(RunState)
@@ -72,6 +67,7 @@ MOVES: dict[RunState, frozenset[RunState]] = {
     RunState.REFUSED: frozenset({RunState.SUBMITTING}),
     RunState.ASSEMBLING: ALL_STATES,
     RunState.ASSEMBLED: frozenset({RunState.ASSEMBLING}),
+    RunState.COMPARED: frozenset({RunState.ASSEMBLING}),
     RunState.FAILED: frozenset({RunState.ASSEMBLING, RunState.SUBMITTING}),
     RunState.CANCELLED: frozenset(
         {
@@ -90,8 +86,13 @@ class Mode(StrEnum):
     LOCAL = "local"
 
 
-class RecordError(UsageError):
-    """The run record is missing or unreadable."""
+class Kind(StrEnum):
+    RUN = "run"  # renders, then assembles the MP4, the GIF and the archive
+    REPRODUCE = "reproduce"  # renders a past run's frames again and compares them
+
+
+class RecordError(RuntimeError):
+    """The run record is unreadable, or not what it must be: a failure (exit 1)."""
 
 
 class TransitionError(RecordError):
@@ -133,9 +134,14 @@ class Parameters:
         """A run's parameters, checked: the frame count's range, a GIF no wider than
         the frames (400 px by default, or the frame width)."""
         return cls(
-            check_frame_count(frame_count), frames_per_task, size[0], size[1], FPS,
-            gif_width_for(size, gif_width), max_running,
-        )  # fmt: skip
+            check_frame_count(frame_count),
+            frames_per_task,
+            size[0],
+            size[1],
+            FPS,
+            gif_width_for(size, gif_width),
+            max_running,
+        )
 
 
 @dataclass
@@ -148,7 +154,9 @@ class Submission:
     frames_per_task: int
     commands: list[list[str]]  # the sbatch commands, exactly as run
     array_job_id: str | None = None
-    gif_job_id: str | None = None
+    gif_job_id: str | None = None  # the dependent job: the assembly, or a reproduction's comparison
+    #: What came after ``--`` for this submission (the run's own, or a resume's additions).
+    sbatch_options: list[str] = field(default_factory=list)
 
     @property
     def job_ids(self) -> list[str]:
@@ -179,6 +187,34 @@ class AssemblyMemory:
 
 
 @dataclass
+class FrameDifference:
+    """A frame of a reproduction that is not the original run's, and how."""
+
+    frame: int
+    recorded_sha256: str | None  # in the original's record; None: it has none for this frame
+    archived_sha256: str | None  # of the archive's copy; None: not in it, or no archive
+    rendered_sha256: str  # of the frame rendered again
+    psnr_db: float | None  # between the new and the archived frame; None: not measured, or equal
+    detail: str  # one line: what differs, and by how much
+
+
+@dataclass
+class Reproduction:
+    """What a run of kind ``reproduce`` renders again, and how the frames compared."""
+
+    run_id: str  # the original run
+    source: str  # the archive (or run record) it was read from, absolute
+    source_sha256: str
+    archive: str | None = None  # the archive whose frames the new ones are measured against
+    identical: bool | None = None  # None until compared
+    compared: str | None = None
+    differences: list[FrameDifference] = field(default_factory=list)
+    #: {name: [in the original's record, here]} for each version that differs
+    version_differences: dict[str, list[str | None]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. the data file differs
+
+
+@dataclass
 class Event:
     time: str
     event: str
@@ -195,6 +231,10 @@ class RunRecord:
     created: str
     updated: str
     schema_version: int = SCHEMA_VERSION
+    kind: Kind = Kind.RUN
+    data_sha256: str | None = None  # of data/volcano.csv when the run was made
+    command: list[str] | None = None  # the command that made the run, e.g. submit-gif-job ...
+    reproduces: Reproduction | None = None  # a reproduction's original run, and the outcome
     submitted: str | None = None  # first submission (Slurm) or start (local)
     started: str | None = None  # first render task's start
     ended: str | None = None  # assembly end
@@ -205,6 +245,9 @@ class RunRecord:
     assembly_memory: AssemblyMemory | None = None
     missing_frames: list[int] = field(default_factory=list)
     error: str | None = None
+    #: sbatch options the run's resume needs, named with its failure: e.g. ["--mem=1024M"]
+    #: after the assembly was killed for memory.
+    resume_options: list[str] = field(default_factory=list)
     outputs: dict[str, OutputFile] = field(default_factory=dict)
     frames_sha256: dict[str, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -224,6 +267,24 @@ class RunRecord:
     def array_job_ids(self) -> list[str]:
         return [s.array_job_id for s in self.submissions if s.array_job_id]
 
+    def sbatch_options(self) -> list[str]:
+        """The sbatch options of every submission so far, in order: what a resume reuses.
+
+        A later option wins over an earlier one, as it does for sbatch itself. All
+        but ``--hold``: a run submitted held was released by hand; its resume is not held.
+        """
+        return [
+            option
+            for submission in self.submissions
+            for option in submission.sbatch_options
+            if option not in UNKEPT_SBATCH_OPTIONS
+        ]
+
+    def resume_command(self) -> str:
+        """The one command that finishes this run, with the options its failure needs."""
+        fix = " -- " + " ".join(self.resume_options) if self.resume_options else ""
+        return f"bash submit-gif-job --resume{fix}"
+
     def move_to(self, state: RunState, event: str, detail: str = "") -> None:
         """Move the run to ``state`` and note ``event``; refuse a move :data:`MOVES` lacks."""
         if self.state not in MOVES[state]:
@@ -242,21 +303,17 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["mode"], data["state"] = self.mode.value, self.state.value
+        data["kind"] = self.kind.value
         return data
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
         """Build a record from parsed JSON; raise RecordError if it is not one."""
-        if not isinstance(data, dict):
-            raise RecordError("the run record is not a JSON object")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise RecordError(
-                f"the run record has schema version {data.get('schema_version')!r}, "
-                f"not {SCHEMA_VERSION}"
-            )
+        data = migrated(data)
         try:
             values = _only_fields(cls, data)
             values["mode"], values["state"] = Mode(data["mode"]), RunState(data["state"])
+            values["kind"] = Kind(data.get("kind", Kind.RUN))
             values["parameters"] = Parameters(**_only_fields(Parameters, data["parameters"]))
             values["submissions"] = [
                 Submission(**_only_fields(Submission, s)) for s in data.get("submissions", [])
@@ -270,9 +327,48 @@ class RunRecord:
                 AssemblyMemory(**_only_fields(AssemblyMemory, memory)) if memory else None
             )
             values["events"] = [Event(**_only_fields(Event, e)) for e in data.get("events", [])]
+            origin = data.get("reproduces")
+            if origin:
+                values["reproduces"] = Reproduction(
+                    **{
+                        **_only_fields(Reproduction, origin),
+                        "differences": [
+                            FrameDifference(**_only_fields(FrameDifference, d))
+                            for d in origin.get("differences", [])
+                        ],
+                    }
+                )
             return cls(**values)
         except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise RecordError(f"the run record lacks or mistypes a field ({error})") from None
+
+
+def migrated(data: Any) -> dict[str, Any]:
+    """``data`` as a record of this schema version; raise RecordError if it cannot be.
+
+    Version 1 lacks only what version 2 added: no sbatch options were kept, no
+    resume options; it has no ``kind``, ``data_sha256``, ``command`` or
+    ``reproduces`` either, and is read with their defaults.
+    """
+    if not isinstance(data, dict):
+        raise RecordError("the run record is not a JSON object")
+    version = data.get("schema_version")
+    if version == SCHEMA_VERSION:
+        return data
+    if version == 1:
+        return {**data, "schema_version": SCHEMA_VERSION, "resume_options": []}
+    newer = isinstance(version, int) and version > SCHEMA_VERSION
+    raise RecordError(
+        f"the run record has schema version {version!r}, not {SCHEMA_VERSION}"
+        + ("; it was written by a newer volcano-gif: update this one" if newer else "")
+    )
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it has the form :func:`new_run_id` makes, else raise RecordError."""
+    if not RUN_ID_RE.match(run_id):
+        raise RecordError(f"{run_id!r} is not a run id (such as 20261121T173505-4821)")
+    return run_id
 
 
 def _only_fields(kind: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -288,116 +384,3 @@ def now() -> str:
 def new_run_id() -> str:
     """A run id that sorts by time: ``20261121T173505-4821``."""
     return f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.randbelow(10000):04d}"
-
-
-def versions(slurm_version: str | None = None) -> dict[str, str]:
-    """The versions that made the frames and outputs."""
-    import matplotlib
-    import numpy
-
-    found = {
-        "python": platform.python_version(),
-        "matplotlib": matplotlib.__version__,
-        "numpy": numpy.__version__,
-    }
-    with contextlib.suppress(Exception):  # ffmpeg's version is a nicety, never a failure
-        import imageio_ffmpeg
-
-        found["ffmpeg"] = str(imageio_ffmpeg.get_ffmpeg_version())
-    if slurm_version:
-        found["slurm"] = slurm_version
-    return found
-
-
-def new_record(mode: Mode, parameters: Parameters, slurm_version: str | None = None) -> RunRecord:
-    stamp = now()
-    record = RunRecord(
-        run_id=new_run_id(), mode=mode, state=RunState.SUBMITTING,
-        parameters=parameters, versions=versions(slurm_version), created=stamp, updated=stamp,
-        submitter={"host": short_hostname(), "pid": os.getppid()
-                   if mode is Mode.SLURM else os.getpid()},
-    )  # fmt: skip
-    record.note("created", f"{mode.value} run of {parameters.describe()}")
-    return record
-
-
-# ---------------------------------------------------------------- reading and writing
-def read_record(paths: ProjectPaths) -> RunRecord | None:
-    """The run record of this folder, or None if there is none."""
-    try:
-        text = paths.run_record.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise RecordError(f"{paths.run_record}: cannot read the run record: {error}") from None
-    try:
-        return RunRecord.from_json(json.loads(text))
-    except (json.JSONDecodeError, RecordError) as error:
-        raise RecordError(
-            f"{paths.run_record}: not a run record of this version ({error}); "
-            f"move it away to start a new run"
-        ) from None
-
-
-def require_record(paths: ProjectPaths) -> RunRecord:
-    record = read_record(paths)
-    if record is None:
-        raise RecordError(
-            f"there is no run record ({RUN_RECORD}) in {paths.root}: nothing to resume or "
-            "cancel; start a run with: bash submit-gif-job"
-        )
-    return record
-
-
-def write_record(paths: ProjectPaths, record: RunRecord) -> None:
-    """Write ``record`` atomically (callers that read first use :func:`updating`)."""
-    paths.output.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(paths.run_record, record.to_json())
-
-
-@contextlib.contextmanager
-def record_lock(paths: ProjectPaths) -> Iterator[None]:
-    """Hold the record's lock: one read-modify-write at a time, across processes."""
-    paths.output.mkdir(parents=True, exist_ok=True)
-    with open(paths.record_lock, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def update_record(
-    paths: ProjectPaths, change: Callable[[RunRecord], None], run_id: str | None = None
-) -> RunRecord | None:
-    """Apply ``change`` to the record on disk and write it back, under the lock.
-
-    With ``run_id``, only a record of that run is changed (a newer run in the
-    folder is left alone). Returns the record written, or None if none was.
-    """
-    with record_lock(paths):
-        record = read_record(paths)
-        if record is None or (run_id is not None and record.run_id != run_id):
-            return None
-        change(record)
-        record.updated = now()
-        write_record(paths, record)
-        return record
-
-
-def run_is_complete(paths: ProjectPaths, record: RunRecord) -> bool:
-    """True if the run was assembled and its outputs are on disk, checksums intact."""
-    return record.state == RunState.ASSEMBLED and outputs_verified(paths, record)
-
-
-def outputs_verified(paths: ProjectPaths, record: RunRecord) -> bool:
-    """True if every output in the record is on disk with its recorded checksum."""
-    from volcano_gif.files import sha256_of
-
-    if set(record.outputs) != {"mp4", "gif", "archive"}:
-        return False
-    for output in record.outputs.values():
-        path = paths.root / output.path
-        if not path.is_file() or sha256_of(path) != output.sha256:
-            return False
-    return True

@@ -2,30 +2,33 @@
 
 Pure functions, with no Slurm calls, so that every plan can be checked exactly
 in tests: which tasks render which frames, how the array fits under the
-cluster's MaxArraySize, and the two sbatch command lines that
+cluster's MaxArraySize and the user's submit limit, and the two sbatch command lines that
 ``submit-gif-job`` runs (it builds the same lines from the plan files written
-by :mod:`volcano_gif.submit.submission`; a test holds the two together).
+by :mod:`volcano_gif.submit.plan_files`; a test holds the two together).
 """
 
 from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Collection
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from volcano_gif.layout import ARRAY_SCRIPT
-from volcano_gif.layout import ASSEMBLY_SCRIPT
-from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import default_gif_width
-from volcano_gif.layout import expected_frames
-from volcano_gif.layout import format_size
-from volcano_gif.layout import task_count
-from volcano_gif.layout import task_frames
-from volcano_gif.layout import task_of_frame
+from volcano_gif.errors import UsageError
+from volcano_gif.layout import ARRAY_SCRIPT, ASSEMBLY_SCRIPT, DEFAULT_SIZE
+from volcano_gif.numbering import (
+    default_gif_width,
+    expected_frames,
+    format_size,
+    task_count,
+    task_frames,
+    task_of_frame,
+)
 from volcano_gif.run.record import Parameters
+
+if TYPE_CHECKING:
+    from volcano_gif.slurm import SubmitLimit
 
 
 def fit_frames_per_task(frame_count: int, frames_per_task: int, max_array_size: int) -> int:
@@ -59,6 +62,8 @@ def compress_ranges(frames: list[int]) -> str:
 
 #: Stands for the frame array's job id in a command shown before it exists.
 ARRAY_ID_PLACEHOLDER = "<array job id>"
+#: Stands for a new run's id in a dry run: none is made until a run is submitted.
+RUN_ID_PLACEHOLDER = "<run id>"
 
 
 @dataclass(frozen=True)
@@ -115,12 +120,57 @@ def plan_array(
     return ArrayPlan(fitted, tasks, frame_count, max_running, note)
 
 
-def render_options(parameters: Parameters, frames_per_task: int, force: bool = False) -> list[str]:
-    """The options each array task passes to ``volcano.py`` (after ``--array-task K``)."""
+def fit_submit_limit(
+    array: ArrayPlan, parameters: Parameters, max_array_size: int, limit: SubmitLimit
+) -> ArrayPlan:
+    """Raise frames per task until the array and its assembly fit the user's submit limit.
+
+    Sites cap the jobs a user may queue (a QOS or association ``MaxSubmitJobs``);
+    each array task counts as one job, and the assembly as one more.
+    """
+    room = limit.free - 1  # the assembly job
+    if room < 1:
+        raise UsageError(
+            f"your submit limit ({limit.source}) is used up: you have {limit.queued} jobs "
+            "queued, and this run needs an array task and its assembly; wait for them to end "
+            "(squeue --me) or ask your site for a higher limit"
+        )
+    if len(array.tasks) <= room:
+        return array
+    frames = array.frames()
+    per_task = array.frames_per_task
+    fitted = array
+    while len(fitted.tasks) > room:
+        per_task = max(per_task + 1, -(-len(frames) // room))
+        fitted = plan_array(
+            parameters.frame_count, per_task, max_array_size, parameters.max_running, frames
+        )
+    note = (array.note + "; then: " if array.note else "") + (
+        f"{len(array.tasks)} array tasks would exceed your submit limit ({limit.source}, "
+        f"{limit.queued} jobs queued already): rendering {fitted.frames_per_task} frames per "
+        f"task instead, as {len(fitted.tasks)} tasks"
+    )
+    return ArrayPlan(
+        fitted.frames_per_task, fitted.tasks, fitted.frame_count, fitted.max_running, note
+    )
+
+
+def render_options(
+    parameters: Parameters, frames_per_task: int, run_id: str, force: bool = False
+) -> list[str]:
+    """The options each array task passes to ``volcano.py`` (after ``--array-task K``).
+
+    ``--run-id`` goes into each task's timing file: the run report counts this run's
+    tasks only, even where job ids repeat (a cluster whose ids started again).
+    """
     options = [
-        "--frames", str(parameters.frame_count),
-        "--frames-per-task", str(frames_per_task),
-    ]  # fmt: skip
+        "--frames",
+        str(parameters.frame_count),
+        "--frames-per-task",
+        str(frames_per_task),
+        "--run-id",
+        run_id,
+    ]
     if parameters.size != DEFAULT_SIZE:
         options += ["--size", format_size(parameters.size)]
     if force:
@@ -142,8 +192,7 @@ def array_command(
     array: ArrayPlan, sbatch_options: Sequence[str], render: Sequence[str]
 ) -> list[str]:
     """``sbatch --parsable --array=... [yours] generate_frames.slurm [render options]``."""
-    return ["sbatch", "--parsable", f"--array={array.spec}", *sbatch_options, ARRAY_SCRIPT,
-            *render]  # fmt: skip
+    return ["sbatch", "--parsable", f"--array={array.spec}", *sbatch_options, ARRAY_SCRIPT, *render]
 
 
 def assembly_command(
@@ -155,10 +204,13 @@ def assembly_command(
     its exit code, and itself checks that every frame is there.
     """
     dependency = [f"--dependency=afterany:{array_job_id}"] if array_job_id else []
-    return ["sbatch", "--parsable", *dependency, *sbatch_options, ASSEMBLY_SCRIPT,
-            *assembly]  # fmt: skip
+    return ["sbatch", "--parsable", *dependency, *sbatch_options, ASSEMBLY_SCRIPT, *assembly]
 
 
 def show(command: Sequence[str]) -> str:
     """``command`` as a shell line; the array job id placeholder is left readable."""
-    return " ".join(part if ARRAY_ID_PLACEHOLDER in part else shlex.quote(part) for part in command)
+    placeholders = (ARRAY_ID_PLACEHOLDER, RUN_ID_PLACEHOLDER)
+    return " ".join(
+        part if any(shown in part for shown in placeholders) else shlex.quote(part)
+        for part in command
+    )

@@ -23,24 +23,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from volcano_gif import slurm
+from volcano_gif import sacct, slurm
+from volcano_gif.errors import UsageError
 from volcano_gif.layout import RESUME_COMMAND
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import UsageError
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.failures import Kill, fix_options, kills
 from volcano_gif.run.guard import folder_holder
-from volcano_gif.run.record import Mode
-from volcano_gif.run.record import RunRecord
-from volcano_gif.run.record import RunState
-from volcano_gif.run.record import require_record
-from volcano_gif.run.record import run_is_complete
-from volcano_gif.run.report import written_from_sacct_entirely
+from volcano_gif.run.record import Mode, RunRecord, RunState
+from volcano_gif.run.record_store import require_record, run_is_complete
+from volcano_gif.run.report import Report, written_from_sacct_entirely
+from volcano_gif.submit.polling import poll_until
 from volcano_gif.task.frames import frames_on_disk
 
 logger = logging.getLogger(__name__)
 
+#: Says how a run ended, once its jobs have: (paths, run id, stream) -> exit status.
+Judge = Callable[[ProjectPaths, str, TextIO], int]
+
 FIRST_INTERVAL = 2.0
 LAST_INTERVAL = 30.0
-BACKOFF = 1.5
 
 _PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
 _RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT"}
@@ -69,21 +70,25 @@ class Snapshot:
     gif_reason: str
     source: str  # squeue, scontrol, sacct, or the files on disk
     ended: bool
+    kills: tuple[Kill, ...] = ()  # tasks or the assembly ended for want of memory or time
 
-    def line(self, array_job: str | None) -> str:
+    def line(self, array_job: str | None, dependent: str = "gif job") -> str:
         counts = dict(self.tasks)
         tasks = (
-            f"array {array_job}: " + ", ".join(f"{counts.get(c, 0)} {c}" for c in
-                                               ("pending", "running", "completed", "failed"))
-            if array_job else "no array"
-        )  # fmt: skip
+            f"array {array_job}: "
+            + ", ".join(
+                f"{counts.get(c, 0)} {c}" for c in ("pending", "running", "completed", "failed")
+            )
+            if array_job
+            else "no array"
+        )
         if counts.get("gone"):
             tasks += f", {counts['gone']} left the queue"
         reason = f" ({self.gif_reason})" if self.gif_reason not in {"", "None"} else ""
         source = "" if self.source == "squeue" else f"  [judged from {self.source}]"
         return (
             f"frames {self.frames}/{self.total} | {tasks} | "
-            f"gif job {self.gif_job}: {self.gif_state}{reason}{source}"
+            f"{dependent} {self.gif_job}: {self.gif_state}{reason}{source}"
         )
 
 
@@ -126,7 +131,7 @@ def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: b
         for job in jobs:
             lines += slurm.scontrol_states(job)
         if not any(line.job_id == gif_job for line in lines) and accounting:
-            lines, source = slurm.sacct_states(jobs), "sacct"
+            lines, source = sacct.sacct_states(jobs), "sacct"
     gif_lines = [line for line in lines if line.job_id == gif_job]
     task_lines = [line for line in lines if line.job_id == array_job and line.task is not None]
     counts = Counter(task_category(line.state) for line in task_lines)
@@ -143,9 +148,28 @@ def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: b
     frames = current.parameters.frame_count if assembled else len(frames_on_disk(paths.images))
     order = ("pending", "running", "completed", "failed", "gone")
     return Snapshot(
-        frames, current.parameters.frame_count, tuple((c, counts[c]) for c in order if counts[c]),
-        gif_job, gif_state, gif_reason, source, ended,
-    )  # fmt: skip
+        frames,
+        current.parameters.frame_count,
+        tuple((c, counts[c]) for c in order if counts[c]),
+        gif_job,
+        gif_state,
+        gif_reason,
+        source,
+        ended,
+        tuple(kills([*task_lines, *gif_lines])),
+    )
+
+
+class _ChangedLines:
+    """Prints a line when it differs from the one printed before, not on every poll."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.shown = out, ""
+
+    def __call__(self, line: str) -> None:
+        if line != self.shown:
+            print(line, file=self.out, flush=True)
+            self.shown = line
 
 
 def _reread(paths: ProjectPaths, record: RunRecord) -> RunRecord:
@@ -165,31 +189,41 @@ def watch_run(
     stream: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
     jobs: str | None = None,
+    judge: Judge | None = None,
+    dependent: str = "gif job",
 ) -> int:
     """Follow the run in output/run.json to its end; 0 if its GIF was made and verified.
 
     ``jobs`` (``"ARRAY,GIF"``) watches those jobs instead of the run's latest two.
+    ``judge`` says how the run ended instead of :func:`judge_run_end` (a reproduction's
+    comparison, say), and ``dependent`` names the job that follows the array.
     """
     out = stream or sys.stderr
     record = require_record(paths)
     if record.mode == Mode.LOCAL and jobs is None:
         return _watch_local(
-            paths, record, out, intervals=(first_interval, last_interval), sleep=sleep
+            paths,
+            record,
+            out,
+            intervals=(first_interval, last_interval),
+            sleep=sleep,
+            judge=judge,
         )
     watched = Watched.given(record, jobs) if jobs else Watched.latest(record)
     accounting = slurm.read_config().accounting
-    interval, shown = first_interval, ""
-    while True:
+    show = _ChangedLines(out)
+
+    def look() -> Snapshot:
         snapshot = poll(paths, record, watched, accounting)
-        line = snapshot.line(watched.array_job)
-        if line != shown:
-            print(line, file=out, flush=True)
-            shown = line
-        if snapshot.ended:
-            break
-        sleep(interval)
-        interval = min(interval * BACKOFF, last_interval)
-    return verdict(paths, record.run_id, out, accounting=accounting, sleep=sleep)
+        show(snapshot.line(watched.array_job, dependent))
+        return snapshot
+
+    snapshot = poll_until(look, lambda seen: seen.ended, sleep, first_interval, last_interval)
+    if judge is not None:
+        return judge(paths, record.run_id, out)
+    return judge_run_end(
+        paths, record.run_id, out, accounting=accounting, sleep=sleep, found=snapshot.kills
+    )
 
 
 def _watch_local(
@@ -199,57 +233,76 @@ def _watch_local(
     *,
     intervals: tuple[float, float],
     sleep: Callable[[float], None],
+    judge: Judge | None = None,
 ) -> int:
-    (interval, last_interval), shown = intervals, ""
-    while folder_holder(paths) is not None:
-        line = f"frames {len(frames_on_disk(paths.images))}/{record.parameters.frame_count} | " \
-               "a local run is under way"  # fmt: skip
-        if line != shown:
-            print(line, file=out, flush=True)
-            shown = line
-        sleep(interval)
-        interval = min(interval * BACKOFF, last_interval)
-    return verdict(paths, record.run_id, out)
+    show = _ChangedLines(out)
+
+    def ended() -> bool:
+        if folder_holder(paths) is None:
+            return True
+        frames = len(frames_on_disk(paths.images))
+        show(f"frames {frames}/{record.parameters.frame_count} | a local run is under way")
+        return False
+
+    poll_until(ended, bool, sleep, *intervals)
+    if judge is not None:
+        return judge(paths, record.run_id, out)
+    return judge_run_end(paths, record.run_id, out)
 
 
-def verdict(
+def judge_run_end(
     paths: ProjectPaths,
     run_id: str,
     out: TextIO,
     *,
     accounting: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    found: tuple[Kill, ...] = (),
 ) -> int:
     """Say how the run ended: the outputs and the report, or what is wrong and the fix.
 
     With accounting, a report the assembly wrote before slurmdbd had its tasks
-    is written again from sacct (see :func:`report_from_accounting`).
+    is written again from sacct (see :func:`report_from_accounting`). Jobs that
+    Slurm ended for want of memory or time (``found``) are named, and the fix
+    goes into the one command that finishes the run.
     """
     record = require_record(paths)
     if record.run_id == run_id and run_is_complete(paths, record):
         summary = paths.report / "summary.txt"
         if accounting and summary.is_file() and not written_from_sacct_entirely(paths):
             report_from_accounting(paths, sleep)
-        print(f"run {run_id} assembled: {record.outputs['gif'].path} and "
-              f"{record.outputs['mp4'].path}, frames in {record.outputs['archive'].path}; "
-              "checksums verified", file=out)  # fmt: skip
+        print(
+            f"run {run_id} assembled: {record.outputs['gif'].path} and "
+            f"{record.outputs['mp4'].path}, frames in {record.outputs['archive'].path}; "
+            "checksums verified",
+            file=out,
+        )
         if summary.is_file():
             for line in summary.read_text().splitlines():
                 print(f"  {line}", file=out)
         print(paths.root / record.outputs["gif"].path)
         return 0
     missing = record.missing_frames
-    problem = record.error or f"the run ended in state {record.state!r}"
+    problem = record.error or f"the run ended in state {record.state.value}"
     print(f"run {run_id} did not make its GIF: {problem}", file=out)
     if missing:
-        print(f"  missing frames: {', '.join(map(str, missing[:20]))}"
-              + (" ..." if len(missing) > 20 else ""), file=out)  # fmt: skip
-    print(f"finish it with: {RESUME_COMMAND}", file=out)
+        print(
+            f"  missing frames: {', '.join(map(str, missing[:20]))}"
+            + (" ..." if len(missing) > 20 else ""),
+            file=out,
+        )
+    for kill in found:
+        print(f"  {kill.line()}", file=out)
+    options = fix_options(found, record.resume_options)
+    print(
+        f"finish it with: {RESUME_COMMAND}" + (f" -- {' '.join(options)}" if options else ""),
+        file=out,
+    )
     return 1
 
 
-#: How long the watch waits for slurmdbd to hold every task, in seconds.
-ACCOUNTING_WAIT = 30.0
+#: How long the watch waits for slurmdbd to hold every task, in seconds; its first wait.
+ACCOUNTING_WAIT, ACCOUNTING_FIRST_WAIT = 30.0, 2.0
 
 
 def report_from_accounting(paths: ProjectPaths, sleep: Callable[[float], None]) -> None:
@@ -262,18 +315,20 @@ def report_from_accounting(paths: ProjectPaths, sleep: Callable[[float], None]) 
     """
     from volcano_gif.run.report import write_report
 
-    waited, interval = 0.0, 2.0
-    while True:
+    def rewritten() -> Report | None:
         try:
-            report = write_report(paths)
+            return write_report(paths)
         except Exception as error:  # noqa: BLE001  (the assembly's report stays)
             logger.warning("report not rewritten from sacct: %s", error)
-            return
-        if report.sacct_has_every_task or waited >= ACCOUNTING_WAIT:
-            return
-        sleep(interval)
-        waited += interval
-        interval *= BACKOFF
+            return None
+
+    poll_until(
+        rewritten,
+        lambda report: report is None or report.sacct_has_every_task,
+        sleep,
+        ACCOUNTING_FIRST_WAIT,
+        give_up_after=ACCOUNTING_WAIT,
+    )
 
 
 def _tasks_of(spec: str) -> list[int]:

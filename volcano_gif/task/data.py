@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from volcano_gif.layout import UsageError
+from volcano_gif.errors import UsageError
 
 _COLUMN_RE = re.compile(r"^V([1-9]\d*)$")
 

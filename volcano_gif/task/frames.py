@@ -1,7 +1,7 @@
 """Is a frame on disk the complete frame this run wants?
 
 A frame is usable when its file decodes in full, has the run's size, and its
-PNG label (see :func:`volcano_gif.layout.frame_label`) names this frame of a
+PNG label (see :func:`volcano_gif.numbering.frame_label`) names this frame of a
 run with this frame count and size. Render tasks ask this before skipping a
 frame that exists; the assembler asks it of every frame before using any.
 Pillow is imported only when a frame file exists, so that a render task that
@@ -16,15 +16,11 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from volcano_gif.layout import FRAME_LABEL_KEY
-from volcano_gif.layout import expected_frames
-from volcano_gif.layout import format_size
-from volcano_gif.layout import frame_label
-from volcano_gif.layout import frame_name
-from volcano_gif.layout import frame_number
+from volcano_gif.layout import FRAME_LABEL_KEY, frame_name, frame_number
+from volcano_gif.numbering import expected_frames, format_size, frame_label
 
 
-class Verdict(Enum):
+class FrameVerdict(Enum):
     """What is wrong with a frame file."""
 
     MISSING = "missing"
@@ -34,7 +30,7 @@ class Verdict(Enum):
 
 @dataclass(frozen=True)
 class FrameProblem:
-    verdict: Verdict
+    verdict: FrameVerdict
     text: str
 
     def __str__(self) -> str:
@@ -46,9 +42,9 @@ def inspect_frame(
 ) -> FrameProblem | None:
     """What is wrong with the file at ``path`` as frame ``frame`` of this run, or None."""
     if not path.exists():
-        return FrameProblem(Verdict.MISSING, f"missing: {path}")
+        return FrameProblem(FrameVerdict.MISSING, f"missing: {path}")
     if not path.is_file():
-        return FrameProblem(Verdict.BROKEN, f"is not a file: {path}")
+        return FrameProblem(FrameVerdict.BROKEN, f"is not a file: {path}")
     from PIL import Image
 
     try:
@@ -57,15 +53,15 @@ def inspect_frame(
             image.load()
             found_size = image.size
     except (OSError, SyntaxError, ValueError) as error:
-        return FrameProblem(Verdict.BROKEN, f"does not decode: {path} ({error})")
+        return FrameProblem(FrameVerdict.BROKEN, f"does not decode: {path} ({error})")
     if found_size != size:
         return FrameProblem(
-            Verdict.OTHER_RUN, f"is {format_size(found_size)}, not {format_size(size)}: {path}"
+            FrameVerdict.OTHER_RUN, f"is {format_size(found_size)}, not {format_size(size)}: {path}"
         )
     wanted = frame_label(frame, frame_count, size)
     if label != wanted:
         found = f"its label says {label!r}" if label else "it has no volcano-gif label"
-        return FrameProblem(Verdict.OTHER_RUN, f"is not {wanted} ({found}): {path}")
+        return FrameProblem(FrameVerdict.OTHER_RUN, f"is not {wanted} ({found}): {path}")
     return None
 
 
@@ -102,9 +98,13 @@ def check_frames(
 
 
 def frames_on_disk(images_dir: Path) -> list[int]:
-    """The frame numbers named in ``images_dir`` (by name only: nothing is opened)."""
+    """The frame numbers of the files in ``images_dir`` (by name: nothing is opened).
+
+    A folder with a frame's name is no frame.
+    """
     try:
-        names = os.listdir(images_dir)
+        with os.scandir(images_dir) as entries:
+            names = [entry.name for entry in entries if entry.is_file()]
     except FileNotFoundError:
         return []
     return sorted(number for number in map(frame_number, names) if number is not None)
@@ -122,6 +122,6 @@ def frames_of_other_runs(
     found: dict[int, str] = {}
     for frame in frames_on_disk(images_dir):
         problem = inspect_frame(images_dir / frame_name(frame), frame, frame_count, size)
-        if problem is not None and problem.verdict is Verdict.OTHER_RUN:
+        if problem is not None and problem.verdict is FrameVerdict.OTHER_RUN:
             found[frame] = problem.text
     return found

@@ -23,22 +23,14 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import Collection
 from matplotlib.path import Path as MplPath
-from matplotlib.transforms import Affine2D
-from matplotlib.transforms import Bbox
+from matplotlib.transforms import Affine2D, Bbox
 
 from volcano_gif.files import write_atomically
-from volcano_gif.layout import DEFAULT_SIZE
-from volcano_gif.layout import FRAME_LABEL_KEY
-from volcano_gif.layout import check_frame
-from volcano_gif.layout import frame_label
-from volcano_gif.layout import frame_name
+from volcano_gif.layout import DEFAULT_SIZE, FRAME_LABEL_KEY, frame_name
+from volcano_gif.numbering import check_frame, frame_label
 from volcano_gif.task.frames import inspect_frame
 from volcano_gif.task.png import encode_rgb
-from volcano_gif.task.scene import DPI
-from volcano_gif.task.scene import LINE_WIDTH
-from volcano_gif.task.scene import Scene
-from volcano_gif.task.scene import build_scene
-from volcano_gif.task.scene import grid_triangles
+from volcano_gif.task.scene import DPI, LINE_WIDTH, Scene, build_scene, grid_triangles
 from volcano_gif.task.task_timing import TaskTiming
 
 logger = logging.getLogger(__name__)

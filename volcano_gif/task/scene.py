@@ -28,10 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from volcano_gif.files import write_atomically
-from volcano_gif.layout import ELEVATION
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import azimuth
-from volcano_gif.layout import check_frame_count
+from volcano_gif.numbering import ELEVATION, azimuth
+from volcano_gif.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +78,15 @@ class Scene:
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         np.savez(
-            buffer, frame_count=self.frame_count, size=np.array(self.size),
-            corners=self.corners, colors=self.colors, to_pixels=self.to_pixels,
-            clip=self.clip, projections=self.projections,
-        )  # fmt: skip
+            buffer,
+            frame_count=self.frame_count,
+            size=np.array(self.size),
+            corners=self.corners,
+            colors=self.colors,
+            to_pixels=self.to_pixels,
+            clip=self.clip,
+            projections=self.projections,
+        )
         return buffer.getvalue()
 
     @classmethod
@@ -91,9 +94,14 @@ class Scene:
         with np.load(path) as data:
             width, height = (int(side) for side in data["size"])
             return cls(
-                int(data["frame_count"]), (width, height), data["corners"], data["colors"],
-                data["to_pixels"], data["clip"], data["projections"],
-            )  # fmt: skip
+                int(data["frame_count"]),
+                (width, height),
+                data["corners"],
+                data["colors"],
+                data["to_pixels"],
+                data["clip"],
+                data["projections"],
+            )
 
 
 def build_scene(grid: FloatArray, frame_count: int, size: tuple[int, int]) -> Scene:
@@ -104,7 +112,6 @@ def build_scene(grid: FloatArray, frame_count: int, size: tuple[int, int]) -> Sc
 
     if grid.ndim != 2 or min(grid.shape) < 2:
         raise ValueError(f"the height grid must be 2-D and at least 2x2, not {grid.shape}")
-    check_frame_count(frame_count)
     width, height = size
     figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     canvas = FigureCanvasAgg(figure)
@@ -131,10 +138,14 @@ def build_scene(grid: FloatArray, frame_count: int, size: tuple[int, int]) -> Sc
         projections.append(axes.get_proj())
     corners = np.stack([x[triangles].ravel(), y[triangles].ravel(), z[triangles].ravel()])
     return Scene(
-        frame_count, (width, height), corners, colors,
+        frame_count,
+        (width, height),
+        corners,
+        colors,
         np.array(axes.transData.frozen().get_matrix(), dtype=np.float64),
-        np.array(clip_box.get_points(), dtype=np.float64), np.array(projections),
-    )  # fmt: skip
+        np.array(clip_box.get_points(), dtype=np.float64),
+        np.array(projections),
+    )
 
 
 def scene_key(data: bytes, frame_count: int, size: tuple[int, int]) -> str:

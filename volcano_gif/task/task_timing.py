@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
-from dataclasses import dataclass
-from dataclasses import field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from volcano_gif.files import short_hostname
-from volcano_gif.files import write_json_atomically
-from volcano_gif.timing import peak_memory_mib
+from volcano_gif.files import short_hostname, write_json_atomically
+from volcano_gif.stage_times import peak_memory_mib
 
 
 def process_start_time() -> float:
@@ -71,7 +68,7 @@ class TaskTiming:
     process_start: float
     job_id: str | None = None  # the array job, on Slurm
     array_task: int | None = None
-    run_id: str | None = None  # locally: the run it belongs to
+    run_id: str | None = None  # the run it belongs to (given to a Slurm task by the submission)
     imports_done: float | None = None
     ready: float | None = None  # the figure is built: the next thing is frame one
     frames: list[list[float]] = field(default_factory=list)  # [frame, started, finished]
@@ -83,19 +80,35 @@ class TaskTiming:
     cpus: int = 1  # the CPUs it was given: its Slurm allocation on the node, else one
 
     @classmethod
-    def for_slurm_task(cls, job_id: str, array_task: int) -> TaskTiming:
-        return cls(
-            task=f"slurm-{job_id}_{array_task}", kind="slurm", node=node_name(),
-            pid=os.getpid(), process_start=process_start_time(), job_id=job_id,
-            array_task=array_task,
-        )  # fmt: skip
+    def for_slurm_task(cls, job_id: str, array_task: int, run_id: str | None) -> TaskTiming:
+        task = f"slurm-{job_id}_{array_task}"
+        return cls._starting(task, "slurm", run_id, job_id=job_id, array_task=array_task)
 
     @classmethod
     def for_local_worker(cls, run_id: str) -> TaskTiming:
+        return cls._starting(f"local-{run_id}-{os.getpid()}", "local", run_id)
+
+    @classmethod
+    def _starting(
+        cls,
+        task: str,
+        kind: str,
+        run_id: str | None,
+        *,
+        job_id: str | None = None,
+        array_task: int | None = None,
+    ) -> TaskTiming:
+        """The timing of this process, which runs ``task``: where, and since when."""
         return cls(
-            task=f"local-{run_id}-{os.getpid()}", kind="local", node=node_name(),
-            pid=os.getpid(), process_start=process_start_time(), run_id=run_id,
-        )  # fmt: skip
+            task=task,
+            kind=kind,
+            node=node_name(),
+            pid=os.getpid(),
+            process_start=process_start_time(),
+            job_id=job_id,
+            array_task=array_task,
+            run_id=run_id,
+        )
 
     def frame_done(self, frame: int, started: float) -> None:
         self.frames.append([frame, started, time.time()])
@@ -118,8 +131,9 @@ def load_run_timings(
 ) -> tuple[list[dict[str, object]], list[str]]:
     """The timing records of one run, and a warning for each file that is broken.
 
-    A Slurm task's file belongs to the run if its array job is one of the run's;
-    a local worker's, if it names the run.
+    A Slurm task's file belongs to the run if its array job is one of the run's
+    and it names the run (job ids repeat where a cluster starts again from 1); a
+    local worker's, if it names the run.
     """
     import json
 
@@ -137,7 +151,35 @@ def load_run_timings(
             data = json.loads((folder / name).read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("process_start"), float):
                 raise ValueError("no process_start")
+            if data.get("run_id") not in (None, run_id):
+                continue  # another run's task that had the same array job id
             records.append(data)
         except (OSError, ValueError) as error:
             problems.append(f"{folder / name}: not a task timing record ({error}); left out")
     return records, problems
+
+
+def remove_other_runs_timings(folder: Path, run_id: str) -> list[Path]:
+    """Remove every timing file that is not of run ``run_id``: a new run starts with none.
+
+    Only our own files (``slurm-*.json``, ``local-*.json``) are touched.
+    """
+    import json
+
+    removed = []
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if not (name.endswith(".json") and name.startswith(("slurm-", "local-"))):
+            continue
+        path = folder / name
+        try:
+            owner = json.loads(path.read_text(encoding="utf-8")).get("run_id")
+        except (OSError, ValueError, AttributeError):
+            owner = None
+        if owner != run_id:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -16,37 +16,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from volcano_gif.arguments import Parser
-from volcano_gif.arguments import add_common
-from volcano_gif.arguments import frame_number
-from volcano_gif.arguments import run_command
-from volcano_gif.arguments import task_option
-from volcano_gif.layout import ProjectPaths
-from volcano_gif.layout import UsageError
-from volcano_gif.layout import check_frame
-from volcano_gif.layout import check_frame_count
-from volcano_gif.layout import task_frames
+from volcano_gif import arguments
+from volcano_gif.arguments import Parser, add_common, frame_number, run_command
+from volcano_gif.errors import UsageError
+from volcano_gif.numbering import check_frame, task_frames
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.task.folder_owner import check_folder_is_ours
 
 logger = logging.getLogger(__name__)
 
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "frame_numbers", nargs="*", type=frame_number, metavar="FRAME",
+        "frame_numbers",
+        nargs="*",
+        type=frame_number,
+        metavar="FRAME",
         help="frame numbers to render, 1 to the frame count",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--array-task", type=frame_number, metavar="K",
+        "--array-task",
+        type=frame_number,
+        metavar="K",
         help="render the block of array task K (Slurm's $SLURM_ARRAY_TASK_ID)",
-    )  # fmt: skip
+    )
+    arguments.add_frames_per_task_option(parser, 1, "default 1")
     parser.add_argument(
-        "--frames-per-task", type=task_option, default=1, metavar="F",
-        help="frames each array task renders, as a contiguous block (default 1)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="render frames that are already complete on disk again (default: keep them)",
-    )  # fmt: skip
+    )
+    parser.add_argument(
+        "--run-id",
+        metavar="RUN",
+        help="the run an array task renders for (submit-gif-job passes it): its timing file "
+        "says so, and the run report counts the run's own tasks only",
+    )
 
 
 def use_project_matplotlib_cache(paths: ProjectPaths) -> None:
@@ -61,7 +66,7 @@ def use_project_matplotlib_cache(paths: ProjectPaths) -> None:
 
 def render(args: argparse.Namespace) -> int:
     paths = ProjectPaths(args.root.resolve())
-    frame_count = check_frame_count(args.frames)
+    frame_count: int = args.frames  # checked by argparse (arguments.frame_count_arg)
     timing = None
     if args.array_task is not None:
         if args.frame_numbers:
@@ -71,11 +76,13 @@ def render(args: argparse.Namespace) -> int:
         if job:  # an array task keeps its timing, for the run report
             from volcano_gif.task.task_timing import TaskTiming
 
-            timing = TaskTiming.for_slurm_task(job, args.array_task)
+            timing = TaskTiming.for_slurm_task(job, args.array_task, args.run_id)
     elif args.frame_numbers:
         frames = [check_frame(frame, frame_count) for frame in args.frame_numbers]
     else:
         raise UsageError("give a frame number (1 to the frame count) or --array-task K")
+    if not args.force:
+        check_folder_is_ours(paths, frame_count, args.size, frames, args.run_id)
     use_project_matplotlib_cache(paths)
     from volcano_gif.task.render import FrameRenderer
     from volcano_gif.task.scene import load_scene

@@ -1,0 +1,203 @@
+"""A reproduction on Slurm: its render array, and the comparison job that depends on it.
+
+The frames are rendered as an array, exactly as a run's are
+(``generate_frames.slurm`` with ``--root``), and compared by a job that depends
+on it (``compare_frames.slurm``, ``afterany``), both logging into the
+reproduction's folder. The record says what was submitted, refused, or
+submitted in part.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from volcano_gif import slurm
+from volcano_gif.layout import (
+    COMPARE_SCRIPT,
+    SLURM_ARRAY_LOG_ERR,
+    SLURM_ARRAY_LOG_OUT,
+    SLURM_JOB_LOG_ERR,
+    SLURM_JOB_LOG_OUT,
+)
+from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.record import RunRecord, RunState, Submission, now
+from volcano_gif.run.record_store import update_record
+from volcano_gif.submit.plan import ArrayPlan, array_command, plan_array, render_options
+from volcano_gif.submit.submission import ready_array
+
+
+def log_options(scratch: ProjectPaths, array: bool) -> list[str]:
+    """sbatch's --output and --error, into the reproduction's own log folder."""
+    out, err = (
+        (SLURM_ARRAY_LOG_OUT, SLURM_ARRAY_LOG_ERR)
+        if array
+        else (SLURM_JOB_LOG_OUT, SLURM_JOB_LOG_ERR)
+    )
+    return [f"--output={scratch.root / out}", f"--error={scratch.root / err}"]
+
+
+def compare_command(
+    array_job_id: str | None, sbatch_options: list[str], scratch: ProjectPaths
+) -> list[str]:
+    """``sbatch --parsable [--dependency=afterany:ID] [options] compare_frames.slurm --root R``."""
+    dependency = [f"--dependency=afterany:{array_job_id}"] if array_job_id else []
+    return [
+        "sbatch",
+        "--parsable",
+        *dependency,
+        *sbatch_options,
+        COMPARE_SCRIPT,
+        "--root",
+        str(scratch.root),
+    ]
+
+
+def submit_jobs(
+    paths: ProjectPaths,
+    scratch: ProjectPaths,
+    record: RunRecord,
+    todo: list[int] | None,
+    *,
+    config: slurm.ClusterConfig,
+    sbatch_options: list[str],
+    force: bool,
+    resumed: bool,
+) -> None:
+    """Submit the render array (if frames are missing) and the comparison after it.
+
+    ``todo`` is the frames to render (None: every frame); ``sbatch_options`` go
+    to both jobs, after those of the reproduction's earlier submissions.
+    """
+    array = _ready_array(scratch, record, todo, config)
+    # A resume keeps the options of the reproduction's earlier submissions (yours win).
+    extra = [*record.sbatch_options(), *sbatch_options] if resumed else sbatch_options
+    submission = _planned(scratch, record, array, sbatch_options, resumed)
+    os.environ.setdefault("VOLCANO_PYTHON", sys.executable)  # what the job scripts run
+    ran: list[list[str]] = []
+    array_id = None
+    if array is not None:
+        render = [
+            "--root",
+            str(scratch.root),
+            *render_options(record.parameters, submission.frames_per_task, record.run_id, force),
+        ]
+        command = array_command(array, [*log_options(scratch, True), *extra], render)
+        try:
+            array_id = slurm.submit(command, paths.root)
+        except slurm.SlurmError as error:
+            _refused(scratch, record.run_id, str(error))
+            raise
+        ran.append(command)
+    compare_id = _submit_comparison(
+        paths, scratch, record.run_id, ran, array_id=array_id, extra=extra
+    )
+    if array_id:
+        print(f"frames job: {array_id} (array {submission.array})")
+    print(
+        f"compare job: {compare_id} "
+        + (f"(afterany:{array_id})" if array_id else "(no dependency: every frame is rendered)")
+    )
+
+
+def _ready_array(
+    scratch: ProjectPaths, record: RunRecord, todo: list[int] | None, config: slurm.ClusterConfig
+) -> ArrayPlan | None:
+    """The render array for the frames ``todo``; None if every frame is rendered already."""
+    parameters = record.parameters
+    array: ArrayPlan | None = None
+    if todo is None or todo:
+        array = plan_array(
+            parameters.frame_count, parameters.frames_per_task, config.max_array_size, None, todo
+        )
+        array = ready_array(scratch, array, parameters, config)
+    import matplotlib.font_manager  # noqa: F401  (builds the font cache before the tasks start)
+
+    return array
+
+
+def _planned(
+    scratch: ProjectPaths,
+    record: RunRecord,
+    array: ArrayPlan | None,
+    sbatch_options: list[str],
+    resumed: bool,
+) -> Submission:
+    """The submission about to be made, in the record (its job ids follow)."""
+    frames_per_task = array.frames_per_task if array else record.parameters.frames_per_task
+    scratch.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
+    submission = Submission(
+        kind="resume" if resumed else "start",
+        time=now(),
+        array=array.spec if array else None,
+        frames_per_task=frames_per_task,
+        commands=[],
+        sbatch_options=list(sbatch_options),
+    )
+
+    def planned(current: RunRecord) -> None:
+        current.parameters.frames_per_task = frames_per_task
+        current.submissions.append(submission)
+        current.note("submitting", f"array {submission.array or '(none)'}")
+
+    update_record(scratch, planned, record.run_id)
+    return submission
+
+
+def _submit_comparison(
+    paths: ProjectPaths,
+    scratch: ProjectPaths,
+    run_id: str,
+    ran: list[list[str]],
+    *,
+    array_id: str | None,
+    extra: list[str],
+) -> str:
+    """Submit the comparison job after the array ``array_id`` (if any); its job id."""
+    command = compare_command(array_id, [*log_options(scratch, False), *extra], scratch)
+    try:
+        compare_id = slurm.submit(command, paths.root)
+    except slurm.SlurmError as error:
+        _submitted(scratch, run_id, ran, array_id=array_id, compare_id=None, error=str(error))
+        raise slurm.SlurmError(
+            f"the frame array {array_id} was submitted, its comparison job was not ({error}); "
+            f"once the array has ended, run this command again, or cancel the array with: "
+            f"volcano-gif cancel --root {scratch.root}"
+        ) from None
+    _submitted(scratch, run_id, [*ran, command], array_id=array_id, compare_id=compare_id)
+    return compare_id
+
+
+def _refused(scratch: ProjectPaths, run_id: str, said: str) -> None:
+    def refused(current: RunRecord) -> None:
+        current.submissions.pop()  # it never happened
+        current.error, current.submitter = f"sbatch refused the submission: {said}", None
+        current.move_to(RunState.REFUSED, "refused", said)
+
+    update_record(scratch, refused, run_id)
+
+
+def _submitted(
+    scratch: ProjectPaths,
+    run_id: str,
+    ran: list[list[str]],
+    *,
+    array_id: str | None,
+    compare_id: str | None,
+    error: str | None = None,
+) -> None:
+    def submitted(current: RunRecord) -> None:
+        latest = current.submissions[-1]
+        latest.array_job_id, latest.gif_job_id, latest.commands = array_id, compare_id, ran
+        current.submitted = current.submitted or latest.time
+        current.submitter = None
+        jobs = ", ".join(
+            f"{kind} {job}" for kind, job in (("array", array_id), ("compare", compare_id)) if job
+        )
+        if error is not None:
+            current.error = f"the comparison job was not submitted: {error}"
+            current.move_to(RunState.FAILED, "submitted in part", jobs)
+        else:
+            current.move_to(RunState.SUBMITTED, "submitted", jobs)
+
+    update_record(scratch, submitted, run_id)

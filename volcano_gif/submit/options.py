@@ -1,0 +1,134 @@
+"""``submit-gif-job``'s options: the parser, and the combinations it refuses.
+
+The frame options (``--frames``, ``--size``, ``--gif-width``, ``--frames-per-task``)
+are :mod:`volcano_gif.arguments`' own, shared with every command that takes them;
+they default to None here: a ``--resume`` takes them from the run's record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from volcano_gif.arguments import (
+    Parser,
+    add_frames_option,
+    add_frames_per_task_option,
+    add_gif_width_option,
+    add_size_option,
+    task_option,
+)
+from volcano_gif.errors import UsageError
+from volcano_gif.layout import SUBMIT_SCRIPT
+
+PROG = SUBMIT_SCRIPT
+#: The options that describe the frames: a --resume takes them from the record.
+RUN_SHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
+
+_DESCRIPTION = (
+    "Render the rotating volcano as a Slurm job array, then assemble "
+    "output/gifs/volcano.mp4 and volcano.gif in a job that depends on the array "
+    "(afterany). Without sbatch on PATH, or with --local, both stages run on this "
+    "machine. One run per folder: its record is output/run.json."
+)
+_EPILOG = (
+    "Site settings come from sbatch's own variables, e.g. "
+    f"SBATCH_ACCOUNT=myproject SBATCH_PARTITION=short bash {PROG}. "
+    "The jobs run $VOLCANO_PYTHON, else .venv/bin/python here, else python3."
+)
+#: What to do, in the order --help lists it; the pairs that exclude each other
+#: share a group ("resume" against "force", "local" against "watch").
+_ACTIONS = (
+    ("--local", "local", "run on this machine even if sbatch is available"),
+    (
+        "--resume",
+        "resume",
+        "finish the run in output/run.json: render only the missing frames (one array), "
+        "then assemble",
+    ),
+    (
+        "--force",
+        "resume",
+        "render every frame again, even those already complete, and overwrite frames of "
+        "another run",
+    ),
+    (
+        "--dry-run",
+        None,
+        "print the sbatch commands, check them with sbatch --test-only, submit nothing",
+    ),
+    ("--watch", "local", "after submitting, follow the run until the GIF is made"),
+    (
+        "--cancel",
+        None,
+        "cancel the jobs of the run in output/run.json (one scancel); rendered frames are "
+        "kept for --resume",
+    ),
+)
+
+
+def build_parser() -> Parser:
+    """The parser of ``submit-gif-job``'s own options (those before ``--``)."""
+    parser = Parser(
+        prog=PROG,
+        help_command=f"bash {PROG} --help",
+        usage=f"bash {PROG} [options] [-- extra sbatch options for both jobs]",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+    )
+    _add_run_shape(parser.add_argument_group("the run"))
+    _add_actions(parser.add_argument_group("what to do"))
+    return parser
+
+
+def _add_run_shape(shape: argparse._ArgumentGroup) -> None:
+    add_frames_option(shape, None)
+    add_frames_per_task_option(shape, None, "default 1; raised to fit the cluster's MaxArraySize")
+    add_size_option(shape, None)
+    add_gif_width_option(shape)
+    text = "run at most M array tasks at once (sbatch --array=...%%M)"
+    shape.add_argument("--max-running", type=task_option, metavar="M", help=text)
+
+
+def _add_actions(how: argparse._ArgumentGroup) -> None:
+    exclusive = {name: how.add_mutually_exclusive_group() for name in ("local", "resume")}
+    for flag, group, text in _ACTIONS:
+        (exclusive[group] if group else how).add_argument(flag, action="store_true", help=text)
+
+
+def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Our options, and the extra sbatch options after ``--``."""
+    argv = list(argv)
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1 :]
+    return argv, []
+
+
+def check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
+    """Refuse what argparse's groups cannot say: raise :class:`UsageError`."""
+    if args.cancel and any(
+        getattr(args, name) for name in (*RUN_SHAPE_OPTIONS, "resume", "force", "dry_run", "watch")
+    ):
+        raise UsageError("--cancel takes no other options")
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in RUN_SHAPE_OPTIONS
+        if getattr(args, name) is not None
+    ]
+    if args.resume and given:
+        raise UsageError(
+            f"--resume takes the run's {', '.join(given)} from output/run.json: "
+            "leave them out (or start a new run without --resume)"
+        )
+    if any("\n" in option for option in extra):
+        raise UsageError("sbatch options after -- must not contain line breaks")
+
+
+def configure_logging() -> None:
+    """Logging for both of the script's steps: ``submit-gif-job: message`` on stderr."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"{PROG}: %(message)s")
+    # Our steps, not matplotlib's ("generated new fontManager" on a first run).
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
