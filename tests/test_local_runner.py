@@ -257,9 +257,25 @@ def _workers(runner: int) -> list[int]:
 
 
 def _runner_pid(process: subprocess.Popen[str]) -> int:
-    """The Python process of ``bash submit-gif-job`` (the one that holds the lock)."""
-    wait_for(lambda: bool(descendants(process.pid)), "the runner")
-    return descendants(process.pid)[0]
+    """The Python process of ``bash submit-gif-job`` (the one that holds the lock).
+
+    Found by its command line: the script's first children are the short-lived
+    ``$(...)`` subshells and ``mktemp``, and the runner's workers come after it.
+    """
+
+    def runners() -> list[int]:
+        return [pid for pid in descendants(process.pid) if _is_runner(pid)]
+
+    wait_for(lambda: bool(runners()), "the runner")
+    return runners()[0]
+
+
+def _is_runner(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:  # ended meanwhile (mktemp, say)
+        return False
+    return b"volcano_gif" in command and b"plan-submission" in command
 
 
 def test_sigkill_of_a_render_worker_loses_nothing_and_resume_completes(project: Path) -> None:
