@@ -155,3 +155,11 @@ def slurm_calls(log: Path, program: str | None = None) -> list[Call]:
 def sbatch_calls(log: Path) -> list[Call]:
     """The real submissions (not --test-only) that the fake sbatch received."""
     return [call for call in slurm_calls(log, "sbatch") if "--test-only" not in call["args"]]
+
+
+def queue_lines(project: Path, run_id: str, *jobs: tuple[str, str, str]) -> str:
+    """$FAKE_SQUEUE_OUTPUT for ``squeue --me``: (job id, state, name) of a run's live jobs,
+    submitted from ``project`` with the run's comment."""
+    return ";".join(
+        f"{job}|{state}|{name}|volcano-gif:run:{run_id}|{project}" for job, state, name in jobs
+    )

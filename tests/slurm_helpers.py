@@ -18,7 +18,7 @@ from pathlib import Path
 from tools.learners import LEARNER, Learner
 from tools.local_slurm import Cluster, job_records, wait_for_jobs
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from tests.helpers import copy_project, wait_for
 from tests.slurm_helpers import learner, queued_ids, submit, submit_run, volcano_gif
 from tools.local_slurm import Cluster, start, wait_for_jobs
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from volcano_gif.assembly.ffmpeg_commands import (
 from volcano_gif.assembly.verify import OutputError
 from volcano_gif.layout import frame_name
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.lifecycle import new_record, require_record, write_record
 from volcano_gif.run.record import Mode, Parameters, RunState
-from volcano_gif.run.record_store import new_record, require_record, write_record
 from volcano_gif.task.data import load_grid
 from volcano_gif.task.render import FrameRenderer
 
@@ -243,8 +243,7 @@ def test_a_frame_of_another_run_is_named(rendered_project: ProjectPaths) -> None
     FrameRenderer(load_grid(paths.data_file), 24).render(6, paths.images)
     with pytest.raises(
         FramesNotReadyError,
-        match=r"frame 6: is not frame 6 of 12, 640x480 \(its label says 'frame 6 of 24, "
-        r"640x480'\)",
+        match=r"frame 6: is frame 6 of 24, 640x480, not a frame of 12 at 640x480: ",
     ):
         assemble(paths, N)
 
@@ -258,7 +257,7 @@ def test_many_missing_frames_are_listed_briefly(rendered_project: ProjectPaths) 
         "60 of 60 frames are missing or broken (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, "
         "... (48 more)); nothing was assembled"
     )
-    assert "frame 1: is not frame 1 of 60, 640x480 (its label says 'frame 1 of 12" in text
+    assert "frame 1: is frame 1 of 12, 640x480, not a frame of 60 at 640x480" in text
     assert "  ... and 40 more" in text
 
 

@@ -37,7 +37,7 @@ from tests.slurm_helpers import (
 from tools.local_slurm import Cluster, job_records, node_states, start, status
 from volcano_gif.layout import frame_name
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 
 
 @pytest.fixture

@@ -5,15 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import clean_frame_digests, run
 from volcano_gif.files import sha256_of
 from volcano_gif.layout import frame_name
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.lifecycle import new_record, write_record
 from volcano_gif.run.record import Mode, Parameters, RunState
-from volcano_gif.run.record_store import new_record, write_record
-from volcano_gif.task.folder_owner import UNDER_WAY_STATES
 
 
 def _volcano(project: Path, *args: str) -> tuple[int, list[str]]:
@@ -52,7 +49,7 @@ def test_a_hand_run_never_replaces_a_complete_frame_of_another_run(project: Path
     code, errors = _volcano(project, "--frames", "12", "3")  # the lesson's exercise
     assert code == 2
     (line,) = errors
-    assert line.startswith("volcano.py: error: images/ holds frames of another run (frame 3 is ")
+    assert line.startswith("volcano.py: error: images/ holds frames of another run (image0003.png ")
     assert "frame 3 of 24, 640x480" in line
     assert sha256_of(images / frame_name(3)) == before
     # Another frame of a 12-frame run would mix two runs in images/: refused too.
@@ -68,13 +65,3 @@ def test_a_hand_run_of_the_same_run_after_it_ended_keeps_its_frames(project: Pat
     done = run([sys.executable, "volcano.py", "--frames", "24", "3"], cwd=project)
     assert done.returncode == 0, done.stderr
     assert "kept frame 3, already complete" in done.stderr
-
-
-@pytest.mark.parametrize("state", sorted(UNDER_WAY_STATES))
-def test_the_under_way_states_are_the_records_own(state: str) -> None:
-    assert RunState(state) in {
-        RunState.SUBMITTING,
-        RunState.SUBMITTED,
-        RunState.RENDERING,
-        RunState.ASSEMBLING,
-    }

@@ -16,7 +16,7 @@ from tests.helpers import project_env, run
 from volcano_gif.assembly.assembler import FramesNotReadyError, assemble
 from volcano_gif.layout import frame_name
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 
 N = SMALL_FRAME_COUNT
 

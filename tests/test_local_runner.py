@@ -29,7 +29,7 @@ from volcano_gif.layout import frame_name
 from volcano_gif.local.progress import FrameProgress
 from volcano_gif.local.runner import run_local
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 from volcano_gif.task.data import load_grid
 from volcano_gif.task.frames import FrameVerdict, frames_on_disk, inspect_frame
 from volcano_gif.task.render import FrameRenderer
@@ -338,7 +338,8 @@ def test_a_new_run_refuses_to_overwrite_another_runs_frames(project: Path) -> No
     assert refused.returncode == 2
     (line,) = refused.stderr.splitlines()
     assert "images/ holds 3 complete frames of another run" in line
-    assert "bash submit-gif-job --resume, or start over with --force" in line
+    assert "no run recorded here made them: delete them (rm images/image*.png)" in line
+    assert line.endswith(", or start over with --force")
     forced = run(["bash", "submit-gif-job", "--local", "--frames", "24", "--force"], cwd=project)
     assert forced.returncode == 0, forced.stderr
     _check_outputs(project, 24)

@@ -6,14 +6,14 @@ import pytest
 
 from tests.helpers import argv
 from volcano_gif.errors import UsageError
+from volcano_gif.layout import ARRAY_SCRIPT, ASSEMBLY_SCRIPT
 from volcano_gif.run.record import Parameters
 from volcano_gif.submit.plan import (
     ARRAY_ID_PLACEHOLDER,
-    array_command,
-    assembly_command,
     assembly_options,
     plan_array,
     render_options,
+    sbatch_command,
     show,
 )
 
@@ -107,20 +107,24 @@ def test_render_and_assembly_options() -> None:
 def test_the_two_sbatch_commands_are_exact() -> None:
     array = plan_array(360, 1, 1001, max_running=10)
     render = render_options(_parameters(), 1, RUN)
-    assert array_command(array, ["--qos=debug"], render) == argv(
+    assert sbatch_command(ARRAY_SCRIPT, render, ["--qos=debug"], array=array) == argv(
         "sbatch --parsable --array=1-360%10 --qos=debug generate_frames.slurm --frames 360 "
         f"--frames-per-task 1 --run-id {RUN}"
     )
-    assert assembly_command("77", ["--qos=debug"], ["--frames", "360"]) == argv(
+    assert sbatch_command(
+        ASSEMBLY_SCRIPT, ["--frames", "360"], ["--qos=debug"], after="77"
+    ) == argv(
         "sbatch --parsable --dependency=afterany:77 --qos=debug create_gif.slurm --frames 360"
     )
-    assert assembly_command(None, [], ["--frames", "360"]) == argv(
+    assert sbatch_command(ASSEMBLY_SCRIPT, ["--frames", "360"]) == argv(
         "sbatch --parsable create_gif.slurm --frames 360"
     )
 
 
 def test_show_quotes_arguments_but_keeps_the_placeholder_readable() -> None:
-    command = assembly_command(ARRAY_ID_PLACEHOLDER, ["--comment=a b"], ["--frames", "9"])
+    command = sbatch_command(
+        ASSEMBLY_SCRIPT, ["--frames", "9"], ["--comment=a b"], after=ARRAY_ID_PLACEHOLDER
+    )
     assert show(command) == (
         "sbatch --parsable --dependency=afterany:<array job id> '--comment=a b' "
         "create_gif.slurm --frames 9"

@@ -19,8 +19,8 @@ from PIL import Image
 from tests.fakes import fake_slurm_env, slurm_calls
 from tests.helpers import run
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.lifecycle import new_record, write_record
 from volcano_gif.run.record import AssemblyMemory, Mode, Parameters, Submission
-from volcano_gif.run.record_store import new_record, write_record
 from volcano_gif.run.report import summary_lines, write_report, write_report_safely
 from volcano_gif.run.timeline import TIMELINE_SIZE
 

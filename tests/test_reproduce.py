@@ -34,8 +34,8 @@ from volcano_gif.layout import FRAME_LABEL_KEY, frame_name
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.reproduce.compare import psnr_db
 from volcano_gif.run.guard import holding_folder
+from volcano_gif.run.lifecycle import require_record, update_record
 from volcano_gif.run.record import SCHEMA_FILE, Kind, RunState
-from volcano_gif.run.record_store import require_record, update_record
 from volcano_gif.task.png import encode_rgb
 
 FRAMES = 12
@@ -550,11 +550,12 @@ def test_an_interrupted_reproduction_is_finished_by_the_same_command(project: Pa
 
 def test_a_second_reproduction_of_a_run_is_refused_while_one_is_under_way(project: Path) -> None:
     scratch = scratch_of(project)
-    with holding_folder(scratch, "a reproduction"):
+    with holding_folder(scratch, f"a reproduction of run {run_id_of(project)}"):
         result = volcano_gif(project, "reproduce", archive_of(project), "--local")
     line = one_line_error(result)
     assert result.returncode == 1
-    assert f"a reproduction of run {run_id_of(project)} is under way in {scratch.root}" in line
+    assert f"a reproduction of run {run_id_of(project)} (pid " in line
+    assert f") is under way in {scratch.root}" in line
 
 
 # ------------------------------------------------------------- Slurm, with fakes
@@ -578,6 +579,7 @@ def test_on_slurm_it_submits_the_array_and_a_comparison_after_it(
         "--array=1-3",
         f"--output={scratch}/output/slurm_files/%x-%A_%a.out",
         f"--error={scratch}/output/slurm_files/%x-%A_%a.err",
+        f"--comment=volcano-gif:reproduce:{run_id_of(project)}",
         "--qos=debug",
         "generate_frames.slurm",
         "--root",
@@ -596,6 +598,7 @@ def test_on_slurm_it_submits_the_array_and_a_comparison_after_it(
         "--dependency=afterany:1001",
         f"--output={scratch}/output/slurm_files/%x-%j.out",
         f"--error={scratch}/output/slurm_files/%x-%j.err",
+        f"--comment=volcano-gif:reproduce:{run_id_of(project)}",
         "--qos=debug",
         "compare_frames.slurm",
         "--root",
@@ -668,7 +671,10 @@ def test_on_slurm_a_reproduction_with_jobs_in_the_queue_is_refused(
     project: Path, tmp_path: Path
 ) -> None:
     archive, env = submitted_on_slurm(project, tmp_path)
-    env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1002|PENDING"
+    env["FAKE_SQUEUE_OUTPUT"] = ";".join(
+        f"{job}|{state}|{name}|volcano-gif:reproduce:{run_id_of(project)}|{project}"
+        for job, state, name in (("1001", "RUNNING", "generate_frames"), ("1002", "PENDING", "x"))
+    )
     again = volcano_gif(project, "reproduce", archive, env=env)
     line = one_line_error(again)
     assert again.returncode == 1

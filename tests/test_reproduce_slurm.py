@@ -13,7 +13,7 @@ from tests.slurm_helpers import submit, task_states, volcano_gif
 from tools.local_slurm import Cluster, job_records, wait_for_jobs
 from volcano_gif.layout import COMPARE_MEMORY
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 
 
 def test_a_reproduction_renders_as_an_array_and_reports_identical_frames(

@@ -13,7 +13,15 @@ import jsonschema
 import pytest
 
 from volcano_gif.errors import UsageError
+from volcano_gif.layout import RUN_RECORD
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.run.lifecycle import (
+    new_record,
+    read_record,
+    require_record,
+    update_record,
+    write_record,
+)
 from volcano_gif.run.record import (
     SCHEMA_FILE,
     SCHEMA_VERSION,
@@ -30,13 +38,6 @@ from volcano_gif.run.record import (
     RunState,
     Submission,
     TransitionError,
-)
-from volcano_gif.run.record_store import (
-    new_record,
-    read_record,
-    require_record,
-    update_record,
-    write_record,
 )
 
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
@@ -185,7 +186,12 @@ def test_a_record_of_an_unknown_version_is_refused_in_one_line(
         read_record(paths)
     assert "\n" not in str(raised.value)
     assert says in str(raised.value)
-    assert "move it away to start a new run" in str(raised.value)
+    if version is not None and version > SCHEMA_VERSION:
+        assert str(raised.value).endswith("update this one")
+    else:  # damaged: what to do
+        assert f"(mv {RUN_RECORD} {RUN_RECORD}.damaged) and start the run again" in str(
+            raised.value
+        )
 
 
 def test_the_schema_rejects_a_record_with_a_wrong_field() -> None:
@@ -211,8 +217,11 @@ def test_a_broken_record_is_one_line_that_says_what_to_do(tmp_path: Path) -> Non
     with pytest.raises(RecordError) as raised:
         read_record(paths)
     assert "\n" not in str(raised.value)
-    assert "not a run record of this version" in str(raised.value)
-    assert "move it away to start a new run" in str(raised.value)
+    assert "is damaged (not valid JSON: " in str(raised.value)
+    assert "it was cut short or edited. Move it away" in str(raised.value)
+    assert "if its jobs are still queued, cancel them first: bash submit-gif-job --cancel" in str(
+        raised.value
+    )
 
 
 def test_no_record_means_nothing_to_resume(tmp_path: Path) -> None:

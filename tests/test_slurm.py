@@ -39,7 +39,7 @@ from tests.slurm_helpers import (
 )
 from tools.local_slurm import Cluster, job_records, slurm_version, start, status, wait_for_jobs
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 from volcano_gif.run.timeline import TIMELINE_SIZE
 
 

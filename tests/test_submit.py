@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import sbatch_calls, slurm_calls
+from tests.fakes import queue_lines, sbatch_calls, slurm_calls
 from tests.helpers import argv, copy_project, project_env, run
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record_store import require_record
+from volcano_gif.run.lifecycle import require_record
 
 
 def _log(tmp_path: Path) -> Path:
@@ -49,10 +49,13 @@ def test_submits_array_then_afterany_assembly_and_records_the_exact_commands(
     run_id = require_record(ProjectPaths(project)).run_id
     assert sent == [
         argv(
-            "--parsable --array=1-360 generate_frames.slurm --frames 360 --frames-per-task 1 "
-            f"--run-id {run_id}"
+            f"--parsable --array=1-360 --comment=volcano-gif:run:{run_id} generate_frames.slurm "
+            f"--frames 360 --frames-per-task 1 --run-id {run_id}"
         ),
-        ["--parsable", "--dependency=afterany:1001", "create_gif.slurm", "--frames", "360"],
+        argv(
+            f"--parsable --dependency=afterany:1001 --comment=volcano-gif:run:{run_id} "
+            "create_gif.slurm --frames 360"
+        ),
     ]
     assert {call["cwd"] for call in calls} == {str(project)}
     assert result.stdout == "frames job: 1001 (array 1-360)\ngif job: 1002 (afterany:1001)\n"
@@ -74,17 +77,19 @@ def test_frames_per_task_throttle_size_and_extra_options(
 ) -> None:
     command = argv(
         "bash submit-gif-job --frames 100 --frames-per-task 30 --max-running 2 --size 320x240 "
-        "--gif-width 200 -- --qos=debug '--comment=two words'"
+        "--gif-width 200 -- --qos=debug '--mail-user=two words'"
     )
     result = run(command, cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
+    comment = f"--comment=volcano-gif:run:{_run_id(project)}"
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))] == [
         argv(
-            "--parsable --array=1-4%2 --qos=debug '--comment=two words' generate_frames.slurm "
-            f"--frames 100 --frames-per-task 30 --run-id {_run_id(project)} --size 320x240"
+            f"--parsable --array=1-4%2 {comment} --qos=debug '--mail-user=two words' "
+            f"generate_frames.slurm --frames 100 --frames-per-task 30 --run-id {_run_id(project)} "
+            "--size 320x240"
         ),
         argv(
-            "--parsable --dependency=afterany:1001 --qos=debug '--comment=two words' "
+            f"--parsable --dependency=afterany:1001 {comment} --qos=debug '--mail-user=two words' "
             "create_gif.slurm --frames 100 --size 320x240 --gif-width 200"
         ),
     ]
@@ -110,8 +115,8 @@ def test_max_array_size_raises_frames_per_task_and_says_so(
     assert result.returncode == 0, result.stderr
     first = sbatch_calls(_log(tmp_path))[0]["args"]
     assert first == argv(
-        "--parsable --array=1-100 generate_frames.slurm --frames 3600 --frames-per-task 36 "
-        f"--run-id {_run_id(project)}"
+        f"--parsable --array=1-100 --comment=volcano-gif:run:{_run_id(project)} "
+        f"generate_frames.slurm --frames 3600 --frames-per-task 36 --run-id {_run_id(project)}"
     )
     assert (
         "3600 frames at 1 per task need array indices up to 3600, but this cluster's "
@@ -221,7 +226,13 @@ def test_a_second_run_is_refused_while_the_first_ones_jobs_are_queued(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     _submitted(project, fake_env, "--frames 8")
-    fake_env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1001|PENDING;1002|PENDING"
+    fake_env["FAKE_SQUEUE_OUTPUT"] = queue_lines(
+        project,
+        _run_id(project),
+        ("1001", "RUNNING", "generate_frames"),
+        ("1001", "PENDING", "generate_frames"),
+        ("1002", "PENDING", "create_gif"),
+    )
     again = run(["bash", "submit-gif-job", "--frames", "8"], cwd=project, env=fake_env)
     assert again.returncode == 1
     (line,) = again.stderr.splitlines()
@@ -230,8 +241,8 @@ def test_a_second_run_is_refused_while_the_first_ones_jobs_are_queued(
     assert "bash submit-gif-job --cancel" in line
     assert len(sbatch_calls(_log(tmp_path))) == 2  # only the first run's
     squeues = slurm_calls(_log(tmp_path), "squeue")
-    assert len(squeues) == 1  # asked once, for both jobs
-    assert "1001,1002" in squeues[0]["args"]
+    assert len(squeues) == 2  # once by each submission: the user's jobs, in one call
+    assert "--me" in squeues[1]["args"]
 
 
 def test_resume_submits_only_the_missing_tasks_as_one_array(
@@ -248,10 +259,13 @@ def test_resume_submits_only_the_missing_tasks_as_one_array(
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))][2:] == [
         argv(
-            "--parsable --array=3,5 generate_frames.slurm --frames 12 --frames-per-task 2 "
-            f"--run-id {_run_id(project)}"
+            f"--parsable --array=3,5 --comment=volcano-gif:run:{_run_id(project)} "
+            f"generate_frames.slurm --frames 12 --frames-per-task 2 --run-id {_run_id(project)}"
         ),
-        ["--parsable", "--dependency=afterany:2001", "create_gif.slurm", "--frames", "12"],
+        argv(
+            f"--parsable --dependency=afterany:2001 --comment=volcano-gif:run:{_run_id(project)} "
+            "create_gif.slurm --frames 12"
+        ),
     ]
     assert "3 of 12 frames to render again (5,9-10), as array tasks 3,5" in result.stderr
     record = require_record(ProjectPaths(project))
@@ -269,7 +283,7 @@ def test_resume_with_every_frame_there_submits_only_the_assembly(
     result = run(["bash", "submit-gif-job", "--resume"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
     assert sbatch_calls(_log(tmp_path))[2]["args"] == argv(
-        "--parsable create_gif.slurm --frames 12"
+        f"--parsable --comment=volcano-gif:run:{_run_id(project)} create_gif.slurm --frames 12"
     )
     assert result.stdout == "gif job: 2002 (no dependency: every frame is rendered)\n"
 
@@ -283,9 +297,10 @@ def test_dry_run_prints_the_commands_and_sbatchs_answers_and_submits_nothing(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"would submit, from {project}:",
-        "  sbatch --parsable --array=1-24 generate_frames.slurm --frames 24 --frames-per-task 1 "
-        "--run-id <run id>",
-        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 24",
+        "  sbatch --parsable --array=1-24 --comment=volcano-gif:run:<run id> generate_frames.slurm "
+        "--frames 24 --frames-per-task 1 --run-id <run id>",
+        "  sbatch --parsable --dependency=afterany:<array job id> "
+        "--comment=volcano-gif:run:<run id> create_gif.slurm --frames 24",
         "sbatch --test-only checks each job without submitting it:",
         "  generate_frames.slurm: sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 "
         "processors on nodes n1 in partition debug",
@@ -313,7 +328,12 @@ def test_cancel_cancels_the_runs_queued_jobs_with_one_scancel(
     project: Path, tmp_path: Path, fake_env: dict[str, str]
 ) -> None:
     _submitted(project, fake_env, "--frames 8")
-    fake_env["FAKE_SQUEUE_OUTPUT"] = "1001|RUNNING;1002|PENDING"
+    fake_env["FAKE_SQUEUE_OUTPUT"] = queue_lines(
+        project,
+        _run_id(project),
+        ("1001", "RUNNING", "generate_frames"),
+        ("1002", "PENDING", "create_gif"),
+    )
     result = run(["bash", "submit-gif-job", "--cancel"], cwd=project, env=fake_env)
     assert result.returncode == 0, result.stderr
     (scancel,) = slurm_calls(_log(tmp_path), "scancel")
@@ -446,7 +466,6 @@ BAD_INPUT = [
         for where, options in (("", "--frames 4"), (", local", "--local --frames 4"))
     ),
     _submit("resume without a record", "--resume", "there is no run record (output/run.json)"),
-    _submit("cancel without a record", "--cancel", "there is no run record (output/run.json)"),
     _submit(
         "resume with a new shape",
         "--resume --frames 5",
@@ -593,11 +612,12 @@ def test_resume_keeps_the_runs_sbatch_options_and_adds_its_own(
         env=fake_env,
     )
     assert shown.returncode == 0, shown.stderr
+    comment = f"--comment=volcano-gif:run:{_run_id(project)}"
     assert shown.stdout.splitlines()[1:3] == [
-        "  sbatch --parsable --array=5 --mem=60M --account=proj --mem=1G generate_frames.slurm "
-        f"--frames 12 --frames-per-task 1 --run-id {_run_id(project)}",
-        "  sbatch --parsable --dependency=afterany:<array job id> --mem=60M --account=proj "
-        "--mem=1G create_gif.slurm --frames 12",
+        f"  sbatch --parsable --array=5 {comment} --mem=60M --account=proj --mem=1G "
+        f"generate_frames.slurm --frames 12 --frames-per-task 1 --run-id {_run_id(project)}",
+        f"  sbatch --parsable --dependency=afterany:<array job id> {comment} --mem=60M "
+        "--account=proj --mem=1G create_gif.slurm --frames 12",
     ]
     fake_env["FAKE_SBATCH_ANSWERS"] = "1001,1002,2001,2002"
     resumed = run(
@@ -607,12 +627,12 @@ def test_resume_keeps_the_runs_sbatch_options_and_adds_its_own(
     # sbatch takes the last of an option given twice: --mem=1G wins, --account stays.
     assert [call["args"] for call in sbatch_calls(_log(tmp_path))][2:] == [
         argv(
-            "--parsable --array=5 --mem=60M --account=proj --mem=1G generate_frames.slurm "
-            f"--frames 12 --frames-per-task 1 --run-id {_run_id(project)}"
+            f"--parsable --array=5 {comment} --mem=60M --account=proj --mem=1G "
+            f"generate_frames.slurm --frames 12 --frames-per-task 1 --run-id {_run_id(project)}"
         ),
         argv(
-            "--parsable --dependency=afterany:2001 --mem=60M --account=proj --mem=1G "
-            "create_gif.slurm --frames 12"
+            f"--parsable --dependency=afterany:2001 {comment} --mem=60M --account=proj "
+            "--mem=1G create_gif.slurm --frames 12"
         ),
     ]
     record = require_record(ProjectPaths(project))

@@ -9,8 +9,8 @@ import pytest
 
 from tests.fakes import fake_slurm_env, slurm_calls
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record import Mode, Parameters, Submission
-from volcano_gif.run.record_store import new_record, write_record
+from volcano_gif.run.lifecycle import new_record, write_record
+from volcano_gif.run.record import Mode, Parameters, RunState, Submission
 from volcano_gif.submit.watch import watch_run
 
 
@@ -27,6 +27,7 @@ def test_one_squeue_per_poll_and_a_back_off_from_2_to_30_seconds(
     paths = ProjectPaths(tmp_path / "project")
     record = new_record(Mode.SLURM, Parameters(2, 1, 640, 480, 25, 400))
     record.submissions.append(Submission("start", record.created, "1-2", 1, [], "12", "13"))
+    record.state = RunState.SUBMITTED
     write_record(paths, record)
 
     waits: list[float] = []
@@ -109,6 +110,7 @@ def test_a_job_killed_for_memory_or_time_is_named_with_its_fix(
     paths = ProjectPaths(tmp_path / "project")
     record = new_record(Mode.SLURM, Parameters(3, 1, 640, 480, 25, 400))
     record.submissions.append(Submission("start", record.created, "1-3", 1, [], "12", "13"))
+    record.state = RunState.SUBMITTED
     write_record(paths, record)
     shown = io.StringIO()
     assert watch_run(paths, stream=shown, sleep=lambda seconds: None) == 1

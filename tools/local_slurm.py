@@ -552,12 +552,28 @@ def _associations(cluster: Cluster) -> set[tuple[str, ...]]:
     return {tuple(line.split("|")) for line in listed.splitlines() if line}
 
 
-def _start_slurmctld(cluster: Cluster) -> None:
+def _start_slurmctld(cluster: Cluster, *, keep_jobs: bool = False) -> None:
     if _pid_alive(cluster.pid_file("slurmctld"), "slurmctld"):
         return
     cluster.pid_file("slurmctld").unlink(missing_ok=True)
     # -c: start with no jobs from an earlier (crashed) run; -i: ignore broken state.
-    _run([_program("slurmctld"), "-c", "-i", "-f", str(cluster.conf)], env=cluster.env())
+    # A site restarts its controller without either: its jobs and their states survive.
+    fresh = [] if keep_jobs else ["-c", "-i"]
+    _run([_program("slurmctld"), *fresh, "-f", str(cluster.conf)], env=cluster.env())
+
+
+def stop_controller(cluster: Cluster, how: signal.Signals = signal.SIGKILL) -> None:
+    """Stop slurmctld alone: SIGKILL is a crash, SIGTERM a shutdown (state saved)."""
+    pid = _pid_alive(cluster.pid_file("slurmctld"), "slurmctld")
+    if pid:
+        os.kill(pid, how)
+        _wait_for(_process_gone(pid), f"slurmctld {pid} to stop", 20)
+
+
+def restart_controller(cluster: Cluster, timeout: float = 60) -> None:
+    """Start slurmctld again as a site does after a crash: the jobs it saved come back."""
+    _start_slurmctld(cluster, keep_jobs=True)
+    _wait_for(lambda: bool(node_states(cluster)), "slurmctld to answer again", timeout)
 
 
 def _start_slurmd(cluster: Cluster, node: str) -> None:
@@ -708,7 +724,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="local_slurm.py", description="A private Slurm cluster on localhost."
     )
-    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument(
+        "command",
+        choices=["start", "stop", "status", "env", "crash-controller", "restart-controller"],
+        help="crash-controller kills slurmctld (SIGKILL); restart-controller starts it again "
+        "as a site does, keeping its saved jobs (no -c)",
+    )
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the cluster's folder")
     parser.add_argument("--nodes", type=int, default=1, help="emulated nodes (default 1)")
     parser.add_argument(
@@ -758,6 +779,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"export SLURM_CONF={shlex.quote(str(cluster.conf))}")
         elif args.command == "stop":
             stop(cluster)
+        elif args.command == "crash-controller":
+            stop_controller(cluster)
+        elif args.command == "restart-controller":
+            stop_controller(cluster, signal.SIGTERM)
+            restart_controller(cluster)
         elif args.command == "status":
             for name, pid in status(cluster).items():
                 print(f"{name}: {pid if pid else 'not running'}")

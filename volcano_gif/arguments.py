@@ -146,6 +146,8 @@ def configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Our steps, not matplotlib's ("generated new fontManager" on a first run).
+    logging.getLogger("matplotlib").setLevel(max(level, logging.WARNING))
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
@@ -195,3 +197,8 @@ def guarded(prog: str, command: Callable[[], int]) -> int:
     except (CommandError, OSError, RuntimeError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    except KeyboardInterrupt as stop:  # Ctrl-C; SIGTERM too, as lifecycle.Stopped
+        name = getattr(stop, "signal", "SIGINT")
+        line = stop.line() if hasattr(stop, "line") else "stopped by Ctrl-C (SIGINT)"
+        print(f"{prog}: {line}", file=sys.stderr)
+        return 128 + signal.Signals[name]

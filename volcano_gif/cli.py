@@ -29,7 +29,7 @@ from volcano_gif.arguments import (
     run_command,
 )
 from volcano_gif.errors import UsageError
-from volcano_gif.layout import LATENCY_WAIT, LATENCY_WAIT_VARIABLE
+from volcano_gif.layout import LATENCY_WAIT, LATENCY_WAIT_VARIABLE, REPRODUCE_DIR
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.task.main import add_render_options, use_project_matplotlib_cache
 from volcano_gif.task.main import render as render_frames
@@ -72,8 +72,8 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from volcano_gif.run.lifecycle import read_record
     from volcano_gif.run.record import Kind
-    from volcano_gif.run.record_store import read_record
     from volcano_gif.submit.watch import watch_run
 
     if args.interval > args.max_interval:
@@ -123,9 +123,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    from volcano_gif.reproduce.rerender import cancel_reproduction
     from volcano_gif.run.cancel import cancel_run
 
-    return cancel_run(ProjectPaths(args.root.resolve()))
+    paths = ProjectPaths(args.root.resolve())
+    if paths.root.parent.match(str(REPRODUCE_DIR)):
+        return cancel_reproduction(paths)
+    return cancel_run(paths)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -150,8 +154,6 @@ def _check(args: argparse.Namespace) -> int:
     and output/ are not touched); sacct lists that job."""
     from volcano_gif.submit.check import run_checks
 
-    # The check's own steps, not matplotlib's ("generated new fontManager" on a first run).
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     return run_checks(ProjectPaths(args.root.resolve()), args.timeout)
 
 

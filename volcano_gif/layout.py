@@ -82,6 +82,20 @@ SUBMIT_SCRIPT = "submit-gif-job"
 #: The one command that finishes an interrupted run.
 RESUME_COMMAND = f"bash {SUBMIT_SCRIPT} --resume"
 
+#: The run record's states of a run whose jobs or processes may be at work
+#: (volcano_gif/run/record.py's RunState): the render task reads them from the file.
+UNDER_WAY_STATES = frozenset({"submitting", "submitted", "rendering", "assembling"})
+#: Each job of a run says whose it is in its comment (``sbatch --comment``):
+#: ``volcano-gif:run:<run id>``, or ``volcano-gif:reproduce:<original run id>``.
+#: A folder's live jobs are found from the queue, even without output/run.json.
+JOB_COMMENT_PREFIX = "volcano-gif:"
+
+
+def job_comment(kind: str, run_id: str) -> str:
+    """The ``--comment`` of a run's jobs: ``volcano-gif:run:20261121T173505-4821``."""
+    return f"{JOB_COMMENT_PREFIX}{kind}:{run_id}"
+
+
 #: Seconds the assembly keeps looking for frames missing at its first look, for a
 #: shared filesystem that shows files written on other nodes late (NFS caches
 #: directory listings and negative lookups for seconds; see assembly/latency.py).

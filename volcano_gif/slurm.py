@@ -238,23 +238,42 @@ SUBMIT_LIMIT_REASONS = (
 )
 
 
-def queued_jobs(job_ids: list[str]) -> dict[str, str]:
-    """``{job id: state}`` for those of ``job_ids`` still queued or running.
+@dataclass(frozen=True)
+class FolderJob:
+    """A live job (an array counts once) that a run of a folder submitted."""
 
-    One ``squeue`` call. Array tasks are reported under their array's job id.
+    job_id: str  # the array's id for an array
+    name: str
+    state: str  # RUNNING if any task of an array runs
+    comment: str  # what the run gave as --comment: volcano-gif:<kind>:<run id>
+
+    @property
+    def run_id(self) -> str:
+        return self.comment.rsplit(":", 1)[-1]
+
+
+def folder_jobs(root: Path, comment_prefix: str) -> list[FolderJob]:
+    """The user's live jobs submitted from ``root`` with a comment that starts with
+    ``comment_prefix``, in job id order: one ``squeue --me`` call.
+
+    The queue, not the run record, says which runs are at work in a folder: a
+    record can be deleted or damaged, a job's working folder and comment cannot.
     """
-    if not job_ids:
-        return {}
-    output = _call_about_jobs(
-        ["squeue", "--noheader", "--jobs", ",".join(job_ids), "--format", "%F|%T"]
-    )
-    states: dict[str, str] = {}
-    for line in output.splitlines():
-        job, _, state = line.strip().partition("|")
-        if job and state not in ENDED_STATES:
-            # An array has many lines: keep RUNNING over PENDING.
-            states[job] = state if states.get(job) != "RUNNING" else "RUNNING"
-    return states
+    fields = ("job", "state", "name", "comment", "folder")
+    output = call(["squeue", "--me", "--noheader", "--format", "%F|%T|%j|%k|%Z"])
+    folder = os.path.realpath(root)
+    jobs: dict[str, FolderJob] = {}
+    for row in parsable_rows(output, fields):
+        if (
+            row["state"] in ENDED_STATES
+            or not row["comment"].startswith(comment_prefix)
+            or os.path.realpath(row["folder"]) != folder
+        ):
+            continue
+        known = jobs.get(row["job"])
+        state = "RUNNING" if known and known.state == "RUNNING" else row["state"]
+        jobs[row["job"]] = FolderJob(row["job"], row["name"], state, row["comment"])
+    return sorted(jobs.values(), key=lambda job: int(job.job_id))
 
 
 @dataclass(frozen=True)

@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from volcano_gif import slurm
-from volcano_gif.assembly.archive import archive_path
+from volcano_gif.assembly.archive import archive_path, member_name
 from volcano_gif.assembly.latency import unready_frames
 from volcano_gif.assembly.outputs import verify_outputs, write_outputs
-from volcano_gif.assembly.recording import (
-    adopt_unrecorded_run,
-    archived_record,
-    record_failure,
-    record_of_this_run,
-    record_started,
-    record_success,
+from volcano_gif.assembly.recording import archived_record, record_of_this_run, record_success
+from volcano_gif.files import (
+    remove_stale_temporaries,
+    sha256_of,
+    temporary_beside,
+    temporary_target,
 )
-from volcano_gif.files import remove_stale_temporaries, temporary_beside, temporary_target
 from volcano_gif.layout import (
     ARCHIVE_PREFIX,
     DEFAULT_SIZE,
@@ -52,6 +49,14 @@ from volcano_gif.layout import (
 from volcano_gif.numbering import expected_frames
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.failures import Kill, fix_options, kills
+from volcano_gif.run.lifecycle import (
+    adopt,
+    complete_line,
+    recording_failures,
+    run_is_complete,
+    started,
+    stop_on_signals,
+)
 from volcano_gif.run.record import AssemblyMemory, Parameters, RunRecord
 from volcano_gif.stage_times import StageTimes, peak_memory_mib
 from volcano_gif.task.task_timing import requested_memory_mib
@@ -149,34 +154,22 @@ def assemble(
     """
     parameters = Parameters.of(frame_count, size, gif_width)
     record = record_of_this_run(paths, parameters)
-    run_id = record.run_id if record else None
-    with _recording_outcome(paths, run_id, parameters):
+    if record is not None and run_is_complete(paths, record):
+        logger.info("%s", complete_line(record, "assemble"))
+        mp4, gif, archive = (
+            paths.root / record.outputs[name].path for name in ("mp4", "gif", "archive")
+        )
+        return AssemblyResult(mp4, gif, archive, frames_deleted=0)
+    if record is None:  # jobs of one's own: a failure writes a record, for --resume
+        with stop_on_signals():
+            try:
+                return _assemble(paths, parameters, None, now or datetime.now(), latency_wait)
+            except FramesNotReadyError as error:
+                adopt(paths, parameters, sorted(error.problems), str(error))
+                raise
+    started(paths, record.run_id)
+    with recording_failures(paths, record.run_id):
         return _assemble(paths, parameters, record, now or datetime.now(), latency_wait)
-
-
-@contextmanager
-def _recording_outcome(
-    paths: ProjectPaths, run_id: str | None, parameters: Parameters
-) -> Iterator[None]:
-    """Record the assembly's start, and its failure if it fails (success is the caller's).
-
-    A run without a record gets one when frames are missing, so that the resume
-    command printed works for it too.
-    """
-    if run_id is None:
-        try:
-            yield
-        except FramesNotReadyError as error:
-            adopt_unrecorded_run(paths, parameters, sorted(error.problems), str(error))
-            raise
-        return
-    record_started(paths, run_id)
-    try:
-        yield
-    except BaseException as error:
-        missing = sorted(error.problems) if isinstance(error, FramesNotReadyError) else []
-        record_failure(paths, run_id, error, missing)
-        raise
 
 
 def _assemble(
@@ -194,9 +187,9 @@ def _assemble(
     memory = _memory_used(times)
     if record is not None:
         record_success(paths, record.run_id, archive, digests, memory)
-    _delete_frames(paths, frames, archive, times)
+    deleted = _delete_frames(paths, frames, archive, digests, times)
     logger.info("assembly stages: %s", times.summary())
-    return AssemblyResult(paths.mp4, paths.gif, archive, len(frames), extras, times)
+    return AssemblyResult(paths.mp4, paths.gif, archive, deleted, extras, times)
 
 
 def _checked_frames(
@@ -275,20 +268,38 @@ def _memory_used(times: StageTimes) -> AssemblyMemory:
 
 
 def _delete_frames(
-    paths: ProjectPaths, frames: list[Path], archive: Path, times: StageTimes
-) -> None:
-    """Step 4's end: the frames, archived and recorded, are deleted, with what killed tasks
-    and assemblies left."""
+    paths: ProjectPaths,
+    frames: list[Path],
+    archive: Path,
+    digests: dict[str, str],
+    times: StageTimes,
+) -> int:
+    """Step 4's end: each frame that is still what the verified archive holds (its SHA-256
+    read again right before it goes) is deleted; one that changed or went is left and said so.
+    So are what killed tasks and assemblies left."""
+    changed = []
     with times.stage("clean"):
         for path in frames:
-            path.unlink()
+            try:
+                unchanged = sha256_of(path) == digests[member_name(path)]
+            except FileNotFoundError:
+                unchanged = False
+            if unchanged:
+                path.unlink()
+            else:
+                changed.append(path)
         stale = _remove_stale_temporaries(paths)
+    for path in changed:
+        logger.warning(
+            "left %s: it changed since it was archived, so it is not in the archive", path
+        )
     logger.info(
         "deleted the %d frames, now in %s%s",
-        len(frames),
+        len(frames) - len(changed),
         paths.relative(archive),
         f"; removed {len(stale)} temporary files of interrupted tasks" if stale else "",
     )
+    return len(frames) - len(changed)
 
 
 def _kills_of_the_array(record: RunRecord | None) -> list[Kill]:

@@ -17,42 +17,33 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from concurrent.futures import Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
-from types import FrameType
 
 from volcano_gif.arguments import EXIT_CANCELLED
 from volcano_gif.assembly.assembler import AssemblyResult, assemble
 from volcano_gif.errors import UsageError
-from volcano_gif.files import short_hostname
 from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, RESUME_COMMAND
 from volcano_gif.local.progress import FrameProgress
 from volcano_gif.numbering import expected_frames, split_evenly
-from volcano_gif.paths import ProjectPaths
+from volcano_gif.paths import ProjectPaths, check_project_root
+from volcano_gif.run import lifecycle
 from volcano_gif.run.guard import (
     check_writable,
+    claim_record,
     holding_folder,
     refuse_frames_of_other_runs,
-    refuse_if_active,
 )
-from volcano_gif.run.record import Mode, Parameters, RunRecord, RunState, now
-from volcano_gif.run.record_store import (
-    new_record,
-    read_record,
-    require_record,
-    run_is_complete,
-    update_record,
-    write_record,
-)
+from volcano_gif.run.lifecycle import complete_line, run_is_complete
+from volcano_gif.run.record import Mode, Parameters, RunRecord
 from volcano_gif.stage_times import children_peak_mib, peak_memory_mib
 from volcano_gif.task.frames import check_frames
 from volcano_gif.task.render import DEFAULT_PNG_LEVEL, FrameRenderer
 from volcano_gif.task.scene import Scene, load_scene
-from volcano_gif.task.task_timing import TaskTiming, remove_other_runs_timings
+from volcano_gif.task.task_timing import TaskTiming
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +54,6 @@ CHUNKS_PER_WORKER = 8
 
 class RunCancelledError(RuntimeError):
     """The local run was stopped (Ctrl-C, or SIGTERM from --cancel)."""
-
-
-#: The exit status of a local run that was stopped, as a shell shows a SIGTERM.
 
 
 @dataclass(frozen=True)
@@ -122,20 +110,6 @@ def default_workers() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-@contextmanager
-def _stopped_by_signals() -> Iterator[None]:
-    """Turn SIGTERM (``submit-gif-job --cancel``) into Ctrl-C, for the main process."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def render_frames(
@@ -226,39 +200,43 @@ def _render_on_pool(
 def _begin(
     paths: ProjectPaths,
     parameters: Parameters,
+    found: RunRecord | None,
+    *,
     resume: bool,
     force: bool,
-    record: RunRecord | None,
-    *,
-    command: list[str] | None = None,
+    command: list[str] | None,
 ) -> tuple[RunRecord, list[int] | None]:
-    """Write the run record of a new or resumed run; return it and the frames to render.
+    """Check what is left to check, then begin a run, or resume ``found``'s.
 
-    ``None`` means every frame (each worker keeps frames that are complete already).
+    Returns the record and the frames to render (None: every frame; each worker
+    keeps frames that are complete already). Nothing is written before the data,
+    the workers' semaphores and the frames in images/ have passed.
     """
-    if resume:
-        if record is None:
-            record = require_record(paths)
-        if run_is_complete(paths, record):
-            raise UsageError(f"run {record.run_id} is complete already: nothing to resume")
-        todo = sorted(
-            check_frames(paths.images, record.parameters.frame_count, record.parameters.size)
-        )
-
-        def resumed(current: RunRecord) -> None:
-            current.mode = Mode.LOCAL
-            current.submitter = {"host": short_hostname(), "pid": os.getpid()}
-            current.move_to(RunState.RENDERING, "resumed", f"locally: {len(todo)} frames to render")
-
-        return update_record(paths, resumed, record.run_id) or record, todo
+    check_project_root(paths.root)
+    if resume and found is not None:
+        parameters = found.parameters
+    load_scene(paths, parameters.frame_count, parameters.size)  # the data, in one line
+    _check_semaphores()
+    if resume and found is not None:
+        todo = sorted(check_frames(paths.images, parameters.frame_count, parameters.size))
+        detail = f"locally: {len(todo)} frames to render"
+        return lifecycle.resume(paths, found, Mode.LOCAL, detail), todo
     if not force:
-        refuse_frames_of_other_runs(paths, parameters)
-    record = new_record(Mode.LOCAL, parameters, data_file=paths.data_file, command=command)
-    record.move_to(RunState.RENDERING, "rendering", "locally")
-    record.submitted = record.started = now()
-    write_record(paths, record)
-    remove_other_runs_timings(paths.timing, record.run_id)  # the report counts this run's only
-    return record, None
+        refuse_frames_of_other_runs(paths, parameters, found)
+    return lifecycle.begin(paths, Mode.LOCAL, parameters, command=command), None
+
+
+def _check_semaphores() -> None:
+    """The workers share a queue, whose semaphores live in /dev/shm: some nodes and
+    containers do not let users create them."""
+    try:
+        multiprocessing.get_context("fork").SimpleQueue()
+    except OSError as error:
+        raise UsageError(
+            "cannot create the semaphores the local run's workers share "
+            f"({error.strerror or error}): /dev/shm must be writable by you (it is mode 1777 "
+            "on most systems); ask your admins, or run on Slurm"
+        ) from None
 
 
 def run_local(
@@ -271,41 +249,50 @@ def run_local(
     resume: bool = False,
     force: bool = False,
     command: list[str] | None = None,
-) -> AssemblyResult:
+) -> AssemblyResult | None:
     """Render on all cores, then assemble whatever the renders' outcome.
 
     With ``resume``, the parameters come from ``output/run.json`` and only the
-    missing or broken frames are rendered. The result's ``times`` hold the
-    render stage and the assembly's stages. ``command``, the command line that
-    started the run, goes into its record.
+    missing or broken frames are rendered; a complete run is said so, and None
+    returned. The result's ``times`` hold the render stage and the assembly's
+    stages. ``command``, the command line that started the run, goes into its record.
     """
     parameters = Parameters.of(frame_count, size, gif_width)
     check_writable(paths.output)
-    found = require_record(paths) if resume else read_record(paths)
-    refuse_if_active(paths, found)
-    with holding_folder(paths, "a local run"), _stopped_by_signals():
-        record, todo = _begin(paths, parameters, resume, force, found, command=command)
+    found = claim_record(paths, resume=resume)
+    with holding_folder(paths, "a local run"):
+        if resume and found is not None and run_is_complete(paths, found):
+            print(complete_line(found, "render"))
+            return None
+        record, todo = _begin(paths, parameters, found, resume=resume, force=force, command=command)
         parameters = record.parameters
-        began = time.perf_counter()
-        try:
-            if todo is None or todo:
-                render_frames(
-                    paths,
-                    parameters.frame_count,
-                    workers,
-                    frames=todo,
-                    size=parameters.size,
-                    force=force,
-                    run_id=record.run_id,
+        with lifecycle.recording_failures(paths, record.run_id):
+            began = time.perf_counter()
+            try:
+                if todo is None or todo:
+                    render_frames(
+                        paths,
+                        parameters.frame_count,
+                        workers,
+                        frames=todo,
+                        size=parameters.size,
+                        force=force,
+                        run_id=record.run_id,
+                    )
+            except RunCancelledError:
+                lifecycle.cancelled(paths, record.run_id, "local run stopped; rendered frames kept")
+                logger.warning(
+                    "stopped: every rendered frame is kept in images/; finish the run with: %s",
+                    RESUME_COMMAND,
                 )
-        except RunCancelledError:
-            _record_cancelled(paths, record)
-            raise
-        rendered = time.perf_counter() - began
-        workers_peak = children_peak_mib()  # the workers have ended: none is larger
-        result = assemble(paths, parameters.frame_count, parameters.gif_width, size=parameters.size)
-        result.times["render"] = rendered
-        result.times.peak("render worker", workers_peak)
+                raise
+            rendered = time.perf_counter() - began
+            workers_peak = children_peak_mib()  # the workers have ended: none is larger
+            result = assemble(
+                paths, parameters.frame_count, parameters.gif_width, size=parameters.size
+            )
+    result.times["render"] = rendered
+    result.times.peak("render worker", workers_peak)
     from volcano_gif.run.report import write_report_safely
 
     write_report_safely(paths)
@@ -342,17 +329,8 @@ def run_local_command(
         )
     except RunCancelledError:
         return EXIT_CANCELLED
+    if result is None:  # complete already
+        return 0
     for path in (result.mp4, result.gif, result.archive):
         print(path)
     return 0
-
-
-def _record_cancelled(paths: ProjectPaths, record: RunRecord) -> None:
-    def cancelled(current: RunRecord) -> None:
-        current.move_to(RunState.CANCELLED, "cancelled", "local run stopped; rendered frames kept")
-
-    update_record(paths, cancelled, record.run_id)
-    logger.warning(
-        "stopped: every rendered frame is kept in images/; finish the run with: %s",
-        RESUME_COMMAND,
-    )

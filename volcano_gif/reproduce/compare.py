@@ -16,7 +16,6 @@ import hashlib
 import io
 import logging
 import math
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,9 @@ from volcano_gif.layout import DATA_FILE, REPRODUCE_DIR, frame_name
 from volcano_gif.numbering import expected_frames, format_size
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.reproduce.source import Source, load_source
-from volcano_gif.run.record import FrameDifference, Kind, Reproduction, RunRecord, RunState, now
-from volcano_gif.run.record_store import require_record, update_record
+from volcano_gif.run import lifecycle
+from volcano_gif.run.lifecycle import require_record
+from volcano_gif.run.record import FrameDifference, Kind, Reproduction, RunRecord, now
 from volcano_gif.task.frames import check_frames
 
 logger = logging.getLogger(__name__)
@@ -247,46 +247,26 @@ def compare_reproduction(scratch: ProjectPaths) -> int:
     Exit status 0 only when every frame is identical.
     """
     record, origin = require_reproduction(scratch)
-    job = os.environ.get("SLURM_JOB_ID")
-
-    def started(current: RunRecord) -> None:
-        current.assembly_job_id = job or current.assembly_job_id
-        current.assembly_started = now()
-        current.error = None
-        current.move_to(RunState.ASSEMBLING, "comparison started", f"job {job}" if job else "")
-
-    update_record(scratch, started, record.run_id)
-    try:
+    lifecycle.started(scratch, record.run_id)
+    with lifecycle.recording_failures(scratch, record.run_id):
         outcome = _compare(scratch, record, origin)
-    except BaseException as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        missing = sorted(error.problems) if isinstance(error, ReproductionIncompleteError) else []
 
-        def failed(current: RunRecord) -> None:
-            current.error, current.missing_frames, current.ended = first_line, missing, now()
-            current.move_to(RunState.FAILED, "comparison failed", first_line)
-
-        update_record(scratch, failed, record.run_id)
-        raise
-
-    def compared(current: RunRecord) -> None:
+    def compared(current: RunRecord) -> str:
         reproduction = current.reproduces
         if reproduction is None:
             raise UsageError(f"run {current.run_id} is no longer a reproduction's record")
         current.frames_sha256 = outcome.rendered
-        current.missing_frames, current.error, current.ended = [], None, now()
         reproduction.archive = outcome.archive
         reproduction.differences = outcome.differences
         reproduction.version_differences = outcome.version_differences
         reproduction.notes = outcome.notes
         reproduction.identical = not outcome.differences
-        reproduction.compared = current.ended
-        verdict = (
-            "identical" if reproduction.identical else (f"{len(outcome.differences)} frames differ")
+        reproduction.compared = now()
+        return (
+            "identical" if reproduction.identical else f"{len(outcome.differences)} frames differ"
         )
-        current.move_to(RunState.COMPARED, "compared", verdict)
 
-    written = update_record(scratch, compared, record.run_id)
+    written = lifecycle.succeeded(scratch, record.run_id, compared)
     return print_outcome(scratch, written or require_reproduction(scratch)[0])
 
 

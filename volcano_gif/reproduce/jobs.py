@@ -14,16 +14,18 @@ import sys
 
 from volcano_gif import slurm
 from volcano_gif.layout import (
+    ARRAY_SCRIPT,
     COMPARE_SCRIPT,
     SLURM_ARRAY_LOG_ERR,
     SLURM_ARRAY_LOG_OUT,
     SLURM_JOB_LOG_ERR,
     SLURM_JOB_LOG_OUT,
+    job_comment,
 )
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record import RunRecord, RunState, Submission, now
-from volcano_gif.run.record_store import update_record
-from volcano_gif.submit.plan import ArrayPlan, array_command, plan_array, render_options
+from volcano_gif.run import lifecycle
+from volcano_gif.run.record import Kind, RunRecord, Submission, now
+from volcano_gif.submit.plan import ArrayPlan, plan_array, render_options, sbatch_command
 from volcano_gif.submit.submission import ready_array
 
 
@@ -35,22 +37,6 @@ def log_options(scratch: ProjectPaths, array: bool) -> list[str]:
         else (SLURM_JOB_LOG_OUT, SLURM_JOB_LOG_ERR)
     )
     return [f"--output={scratch.root / out}", f"--error={scratch.root / err}"]
-
-
-def compare_command(
-    array_job_id: str | None, sbatch_options: list[str], scratch: ProjectPaths
-) -> list[str]:
-    """``sbatch --parsable [--dependency=afterany:ID] [options] compare_frames.slurm --root R``."""
-    dependency = [f"--dependency=afterany:{array_job_id}"] if array_job_id else []
-    return [
-        "sbatch",
-        "--parsable",
-        *dependency,
-        *sbatch_options,
-        COMPARE_SCRIPT,
-        "--root",
-        str(scratch.root),
-    ]
 
 
 def submit_jobs(
@@ -70,8 +56,10 @@ def submit_jobs(
     to both jobs, after those of the reproduction's earlier submissions.
     """
     array = _ready_array(scratch, record, todo, config)
-    # A resume keeps the options of the reproduction's earlier submissions (yours win).
-    extra = [*record.sbatch_options(), *sbatch_options] if resumed else sbatch_options
+    # A resume keeps the options of the reproduction's earlier submissions (yours win);
+    # the comment names the run reproduced, so that the queue says whose the jobs are.
+    comment = f"--comment={job_comment(Kind.REPRODUCE.value, scratch.root.name)}"
+    extra = [comment, *(record.sbatch_options() if resumed else ()), *sbatch_options]
     submission = _planned(scratch, record, array, sbatch_options, resumed)
     os.environ.setdefault("VOLCANO_PYTHON", sys.executable)  # what the job scripts run
     ran: list[list[str]] = []
@@ -82,11 +70,12 @@ def submit_jobs(
             str(scratch.root),
             *render_options(record.parameters, submission.frames_per_task, record.run_id, force),
         ]
-        command = array_command(array, [*log_options(scratch, True), *extra], render)
+        options = [*log_options(scratch, True), *extra]
+        command = sbatch_command(ARRAY_SCRIPT, render, options, array=array)
         try:
             array_id = slurm.submit(command, paths.root)
         except slurm.SlurmError as error:
-            _refused(scratch, record.run_id, str(error))
+            lifecycle.refused(scratch, record.run_id, str(error))
             raise
         ran.append(command)
     compare_id = _submit_comparison(
@@ -135,12 +124,7 @@ def _planned(
         sbatch_options=list(sbatch_options),
     )
 
-    def planned(current: RunRecord) -> None:
-        current.parameters.frames_per_task = frames_per_task
-        current.submissions.append(submission)
-        current.note("submitting", f"array {submission.array or '(none)'}")
-
-    update_record(scratch, planned, record.run_id)
+    lifecycle.planned(scratch, record.run_id, submission)
     return submission
 
 
@@ -154,50 +138,18 @@ def _submit_comparison(
     extra: list[str],
 ) -> str:
     """Submit the comparison job after the array ``array_id`` (if any); its job id."""
-    command = compare_command(array_id, [*log_options(scratch, False), *extra], scratch)
+    root = ["--root", str(scratch.root)]
+    command = sbatch_command(
+        COMPARE_SCRIPT, root, [*log_options(scratch, False), *extra], after=array_id
+    )
     try:
         compare_id = slurm.submit(command, paths.root)
     except slurm.SlurmError as error:
-        _submitted(scratch, run_id, ran, array_id=array_id, compare_id=None, error=str(error))
+        lifecycle.submitted(scratch, run_id, (array_id, None), ran, str(error))
         raise slurm.SlurmError(
             f"the frame array {array_id} was submitted, its comparison job was not ({error}); "
             f"once the array has ended, run this command again, or cancel the array with: "
             f"volcano-gif cancel --root {scratch.root}"
         ) from None
-    _submitted(scratch, run_id, [*ran, command], array_id=array_id, compare_id=compare_id)
+    lifecycle.submitted(scratch, run_id, (array_id, compare_id), [*ran, command], "")
     return compare_id
-
-
-def _refused(scratch: ProjectPaths, run_id: str, said: str) -> None:
-    def refused(current: RunRecord) -> None:
-        current.submissions.pop()  # it never happened
-        current.error, current.submitter = f"sbatch refused the submission: {said}", None
-        current.move_to(RunState.REFUSED, "refused", said)
-
-    update_record(scratch, refused, run_id)
-
-
-def _submitted(
-    scratch: ProjectPaths,
-    run_id: str,
-    ran: list[list[str]],
-    *,
-    array_id: str | None,
-    compare_id: str | None,
-    error: str | None = None,
-) -> None:
-    def submitted(current: RunRecord) -> None:
-        latest = current.submissions[-1]
-        latest.array_job_id, latest.gif_job_id, latest.commands = array_id, compare_id, ran
-        current.submitted = current.submitted or latest.time
-        current.submitter = None
-        jobs = ", ".join(
-            f"{kind} {job}" for kind, job in (("array", array_id), ("compare", compare_id)) if job
-        )
-        if error is not None:
-            current.error = f"the comparison job was not submitted: {error}"
-            current.move_to(RunState.FAILED, "submitted in part", jobs)
-        else:
-            current.move_to(RunState.SUBMITTED, "submitted", jobs)
-
-    update_record(scratch, submitted, run_id)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -29,34 +28,27 @@ from typing import TextIO
 from volcano_gif import slurm
 from volcano_gif.arguments import EXIT_CANCELLED, EXIT_FAILURE
 from volcano_gif.errors import UsageError
-from volcano_gif.files import sha256_of, short_hostname, write_atomically
-from volcano_gif.layout import DATA_FILE
+from volcano_gif.files import sha256_of, write_atomically
+from volcano_gif.layout import DATA_FILE, job_comment
 from volcano_gif.local.runner import RunCancelledError, render_frames
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.reproduce.compare import compare_reproduction, finish_hint, print_outcome
+from volcano_gif.reproduce.compare import (
+    compare_reproduction,
+    finish_hint,
+    print_outcome,
+    project_of,
+)
 from volcano_gif.reproduce.jobs import submit_jobs
 from volcano_gif.reproduce.source import Source, load_source
-from volcano_gif.run.guard import FolderBusyError, check_writable, folder_holder, holding_folder
-from volcano_gif.run.record import (
-    Kind,
-    Mode,
-    Reproduction,
-    RunRecord,
-    RunState,
-    check_run_id,
-    now,
-)
-from volcano_gif.run.record_store import (
-    new_record,
-    read_record,
-    require_record,
-    update_record,
-    write_record,
-)
+from volcano_gif.run import lifecycle
+from volcano_gif.run.cancel import cancel_run
+from volcano_gif.run.guard import check_writable, holding_folder, refuse_if_active
+from volcano_gif.run.lifecycle import read_record, require_record
+from volcano_gif.run.record import Kind, Mode, Reproduction, RunRecord, RunState, check_run_id
+from volcano_gif.submit.options import check_sbatch_extra
 from volcano_gif.submit.watch import FIRST_INTERVAL, LAST_INTERVAL, watch_run
 from volcano_gif.task.frames import check_frames
 from volcano_gif.task.main import use_project_matplotlib_cache
-from volcano_gif.task.task_timing import remove_other_runs_timings
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +78,7 @@ def reproduce(paths: ProjectPaths, source_path: Path, options: Options) -> int:
     """
     if options.watch and options.local:
         raise UsageError("--watch follows Slurm jobs; a reproduction here shows its progress")
-    if any("\n" in option for option in options.sbatch_options):
-        raise UsageError("sbatch options after -- must not contain line breaks")
+    check_sbatch_extra(options.sbatch_options)
     source = load_source(source_path, paths)
     for note in source.notes:
         logger.info("%s", note)
@@ -109,7 +100,7 @@ def reproduce(paths: ProjectPaths, source_path: Path, options: Options) -> int:
     if local and not options.local:
         logger.info("sbatch not found; rendering on this machine")
     previous = None if options.force else record  # a reproduction to resume
-    with holding_folder(scratch, "a reproduction"):
+    with holding_folder(scratch, f"a reproduction of run {original.run_id}"):
         _copy_data(paths, scratch, previous)
         if local:
             record, todo = _begin(scratch, source, previous, options, mode=Mode.LOCAL)
@@ -125,14 +116,31 @@ def reproduce(paths: ProjectPaths, source_path: Path, options: Options) -> int:
 
 
 def _reproduction_so_far(scratch: ProjectPaths, run_id: str) -> RunRecord | None:
-    """The record in ``scratch``, if any: of a reproduction of run ``run_id``, none busy."""
+    """The record in ``scratch``, if any: of a reproduction of run ``run_id``, none busy.
+
+    One reproduction of a run at a time: refused while one renders here, or its jobs
+    (submitted from the project, their comment naming the run) are in the queue.
+    """
     record = read_record(scratch)
     if record is not None and (record.reproduces is None or record.reproduces.run_id != run_id):
         raise UsageError(
             f"{scratch.run_record} is not a reproduction of run {run_id}: move it away"
         )
-    _refuse_if_busy(scratch, record, run_id)
+    where = f"--root {scratch.root}"
+    refuse_if_active(
+        scratch,
+        record,
+        comment_prefix=job_comment(Kind.REPRODUCE.value, run_id),
+        jobs_root=project_of(scratch).root,
+        ways=(f"volcano-gif watch {where}", f"volcano-gif cancel {where}", "this command"),
+    )
     return record
+
+
+def cancel_reproduction(scratch: ProjectPaths) -> int:
+    """``volcano-gif cancel --root output/reproduce/<run id>``: its jobs, or its local run."""
+    comment = job_comment(Kind.REPRODUCE.value, check_run_id(scratch.root.name))
+    return cancel_run(scratch, comment, project_of(scratch).root)
 
 
 def _compared_already(record: RunRecord, source: Source) -> bool:
@@ -181,36 +189,6 @@ def _cluster() -> slurm.ClusterConfig:
         ) from None
 
 
-def _refuse_if_busy(scratch: ProjectPaths, record: RunRecord | None, run_id: str) -> None:
-    """One reproduction of a run at a time: refuse while one renders here or has jobs queued."""
-    holder = folder_holder(scratch)
-    if holder is not None:
-        pid = holder.split()[0]
-        raise FolderBusyError(
-            f"a reproduction of run {run_id} is under way in {scratch.root} (pid {pid}): wait "
-            f"for it to end, or stop it (kill {pid}); this command then finishes it"
-        )
-    if record is None or not record.mode_is_slurm or not record.job_ids() or not slurm.available():
-        return
-    try:
-        queued = slurm.queued_jobs(record.job_ids())
-    except slurm.ControllerUnreachableError as error:
-        logger.warning(
-            "could not ask Slurm whether reproduction %s still has jobs queued: %s",
-            record.run_id,
-            error,
-        )
-        return
-    if queued:
-        ordered = sorted(queued.items(), key=lambda item: int(item[0]))
-        jobs = ", ".join(f"{job} ({state})" for job, state in ordered)
-        raise FolderBusyError(
-            f"reproduction {record.run_id} of run {run_id} still has jobs in the queue: {jobs}; "
-            f"wait for them (volcano-gif watch --root {scratch.root}) or cancel them "
-            f"(volcano-gif cancel --root {scratch.root})"
-        )
-
-
 def _copy_data(paths: ProjectPaths, scratch: ProjectPaths, resumed: RunRecord | None) -> None:
     """Copy the project's data file into the reproduction folder (atomically).
 
@@ -246,7 +224,6 @@ def _begin(
         source.sha256,
         str(source.archive.path) if source.archive else None,
     )
-    submitter = {"host": short_hostname(), "pid": os.getpid()}
     if record is None:
         recorded = source.record.parameters
         frames_per_task = options.frames_per_task or recorded.frames_per_task
@@ -255,34 +232,26 @@ def _begin(
             frames_per_task=frames_per_task if mode is Mode.SLURM else 1,
             max_running=None,
         )
-        record = new_record(
+        new = lifecycle.begin(
+            scratch,
             mode,
             parameters,
-            slurm_version,
-            data_file=scratch.data_file,
+            slurm_version=slurm_version,
             command=options.command,
-            kind=Kind.REPRODUCE,
+            reproduces=origin,
         )
-        record.reproduces, record.submitter = origin, submitter
-        record.note("reproduces", f"run {origin.run_id}, from {origin.source}")
-        if mode is Mode.LOCAL:
-            record.move_to(RunState.RENDERING, "rendering", "locally")
-            record.submitted = record.started = now()
-        write_record(scratch, record)
-        remove_other_runs_timings(scratch.timing, record.run_id)  # a new reproduction's own
-        return record, None
+        return new, None
     todo = sorted(
         check_frames(scratch.images, record.parameters.frame_count, record.parameters.size)
     )
 
-    def resumed(current: RunRecord) -> None:
-        current.mode, current.submitter, current.reproduces = mode, submitter, origin
+    def again(current: RunRecord) -> None:
+        current.reproduces = origin
         if options.frames_per_task and mode is Mode.SLURM:
             current.parameters.frames_per_task = options.frames_per_task
-        state = RunState.SUBMITTING if mode is Mode.SLURM else RunState.RENDERING
-        current.move_to(state, "resumed", f"{len(todo)} frames to render, from {origin.source}")
 
-    return update_record(scratch, resumed, record.run_id) or record, todo
+    detail = f"{len(todo)} frames to render, from {origin.source}"
+    return lifecycle.resume(scratch, record, mode, detail, change=again), todo
 
 
 def _render_here(
@@ -299,11 +268,7 @@ def _render_here(
             run_id=record.run_id,
         )
     except RunCancelledError:
-
-        def cancelled(current: RunRecord) -> None:
-            current.move_to(RunState.CANCELLED, "cancelled", "stopped; rendered frames kept")
-
-        update_record(scratch, cancelled, record.run_id)
+        lifecycle.cancelled(scratch, record.run_id, "stopped; rendered frames kept")
         logger.warning(
             "stopped: the frames rendered so far are kept; %s",
             finish_hint(scratch, _origin(record)).replace("\n", " "),

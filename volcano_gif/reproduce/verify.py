@@ -21,8 +21,8 @@ from volcano_gif.layout import IMAGES_DIR, RUN_RECORD, frame_name
 from volcano_gif.numbering import expected_frames
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.reproduce.source import read_archive
+from volcano_gif.run.lifecycle import read_record
 from volcano_gif.run.record import SCHEMA_VERSION, RecordError, RunRecord
-from volcano_gif.run.record_store import read_record
 
 #: Characters of a SHA-256 shown in a line: enough to tell two apart.
 SHOWN_DIGITS = 12

@@ -1,31 +1,44 @@
-"""Cancel a run: its queued Slurm jobs with one ``scancel``, or its local runner.
+"""Cancel a run: its local runner, or its jobs in the queue with one ``scancel``.
 
-Beside the run's lifecycle (:mod:`volcano_gif.run.record`) and the folder's
-guard (:mod:`volcano_gif.run.guard`): whoever cancels moves the run to
-``cancelled`` and keeps every frame rendered so far.
+The queue says which jobs are the folder's (:func:`volcano_gif.run.guard.live_jobs`),
+so a deleted or damaged run record keeps no job out of reach; a submission under
+way is waited for, then what it queued is cancelled. The run becomes ``cancelled``
+(:mod:`volcano_gif.run.lifecycle`) and keeps every frame rendered so far.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 from volcano_gif import slurm
-from volcano_gif.layout import RESUME_COMMAND
+from volcano_gif.layout import ARRAY_SCRIPT, RESUME_COMMAND, RUN_RECORD, job_comment
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.guard import folder_holder
-from volcano_gif.run.record import Mode, RunRecord, RunState
-from volcano_gif.run.record_store import require_record, update_record
+from volcano_gif.run import lifecycle
+from volcano_gif.run.guard import folder_holder, live_jobs
+from volcano_gif.run.record import Kind, RecordError, RunRecord
+
+#: How long --cancel waits for a submission under way to queue its jobs, in seconds.
+SUBMISSION_WAIT = 120.0
+#: What a frame array's jobs are called in the queue: its script's name.
+_ARRAY_JOB_NAME = ARRAY_SCRIPT.removesuffix(".slurm")
 
 
-def cancel_run(paths: ProjectPaths) -> int:
-    """Cancel the run in output/run.json: its queued jobs with one scancel, or a local run."""
-    record = require_record(paths)
-    if record.mode == Mode.LOCAL:
-        holder = folder_holder(paths)
-        if holder is None:
-            print(f"nothing to cancel: no local run is under way in {paths.root}")
-            return 0
+def cancel_run(
+    paths: ProjectPaths,
+    comment_prefix: str = job_comment(Kind.RUN.value, ""),
+    jobs_root: Path | None = None,
+) -> int:
+    """Cancel the run of this folder: a local run, or its live jobs (one scancel).
+
+    ``comment_prefix`` and ``jobs_root`` find a reproduction's jobs (see
+    :func:`volcano_gif.run.guard.refuse_if_active`).
+    """
+    record, damaged = _after_any_submission(paths)
+    holder = folder_holder(paths)
+    if holder is not None and (holder.endswith(" a local run") or " a reproduction" in holder):
         pid = int(holder.split()[0])
         os.kill(pid, signal.SIGTERM)
         print(
@@ -33,30 +46,46 @@ def cancel_run(paths: ProjectPaths) -> int:
             f"later with: {RESUME_COMMAND}"
         )
         return 0
-    if not record.job_ids():
-        print(f"nothing to cancel: run {record.run_id} has no submitted jobs")
+    jobs = live_jobs(paths, record, comment_prefix, jobs_root or paths.root)
+    if not jobs:
+        ran = f"run {record.run_id}" if record is not None else f"a run in {paths.root}"
+        print(f"nothing to cancel: no job of {ran} is queued or running, and no local run")
         return 0
-    queued = slurm.queued_jobs(record.job_ids())
-    if not queued:
-        print(
-            f"nothing to cancel: the jobs of run {record.run_id} "
-            f"({', '.join(record.job_ids())}) have all ended"
-        )
-        return 0
-    gif_jobs = {s.gif_job_id for s in record.submissions}
-    # The assembly first: once its array is gone, its dependency would let it start.
-    ordered = sorted(queued, key=lambda job: job not in gif_jobs)
-    slurm.cancel(ordered)
-
-    def cancelled(current: RunRecord) -> None:
-        current.move_to(RunState.CANCELLED, "cancelled", f"jobs {', '.join(ordered)} (scancel)")
-
-    update_record(paths, cancelled, record.run_id)
-    described = ", ".join(
-        f"{job} ({'gif' if job in gif_jobs else 'frames'}, was {queued[job]})" for job in ordered
-    )
-    print(
-        f"cancelled run {record.run_id}: {described}. Every frame rendered so far is kept in "
-        f"images/: finish the run later with: {RESUME_COMMAND}"
-    )
+    slurm.cancel(sorted((job.job_id for job in jobs), key=int, reverse=True))  # dependents first
+    ids = ", ".join(job.job_id for job in jobs)
+    if record is not None and record.run_id in {job.run_id for job in jobs}:
+        lifecycle.cancelled(paths, record.run_id, f"jobs {ids} (scancel)")
+    print(f"cancelled run {jobs[0].run_id}: {_described(jobs)}. {_way_on(record, damaged)}")
     return 0
+
+
+def _after_any_submission(paths: ProjectPaths) -> tuple[RunRecord | None, str]:
+    """The record (or why it is damaged), once a submission under way has queued its jobs."""
+    deadline = time.monotonic() + SUBMISSION_WAIT
+    while (folder_holder(paths) or "").endswith(" a submission") and time.monotonic() < deadline:
+        time.sleep(0.2)  # planning: its record comes next
+    try:
+        record = lifecycle.read_record(paths)
+    except RecordError as error:
+        return None, str(error)
+    return (lifecycle.wait_while_submitting(paths, record) if record else None), ""
+
+
+def _described(jobs: list[slurm.FolderJob]) -> str:
+    return ", ".join(
+        f"{job.job_id} ({'frames' if job.name == _ARRAY_JOB_NAME else 'gif'}, was {job.state})"
+        for job in sorted(jobs, key=lambda job: int(job.job_id), reverse=True)
+    )
+
+
+def _way_on(record: RunRecord | None, damaged: str) -> str:
+    if record is not None:
+        return (
+            "Every frame rendered so far is kept in images/: finish the run later with: "
+            f"{RESUME_COMMAND}"
+        )
+    why = f"{RUN_RECORD} is damaged" if damaged else f"there is no {RUN_RECORD}"
+    return (
+        f"Every frame rendered so far is kept in images/; {why}: move it away (if any) and "
+        "start the run again with the same options to use them"
+    )

@@ -3,9 +3,11 @@
 A local run holds an OS file lock (``fcntl.flock`` on ``output/.folder.lock``)
 for its whole length; the OS drops it when the process ends, however it ends,
 so a crash never leaves a stale lock behind. A Slurm run holds the folder while
-its jobs are queued or running: ``squeue`` is asked once, for every job id in
-the run record. A second run in the same folder is refused with a one-line
-message that names what holds it and how to wait for it or stop it.
+its jobs are queued or running: the queue says which (one ``squeue --me``: the
+jobs submitted from the folder whose comment names a run), whether or not the
+run record is there or readable. A submission holds it while its shell is at work.
+A second run in the same folder is refused with a one-line message that names
+what holds it and how to wait for it or stop it.
 """
 
 from __future__ import annotations
@@ -22,12 +24,24 @@ from typing import IO
 from volcano_gif import slurm
 from volcano_gif.errors import UsageError
 from volcano_gif.files import short_hostname
-from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT
+from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT, job_comment
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record import Parameters, RunRecord, RunState
+from volcano_gif.run.lifecycle import (
+    UNDER_WAY,
+    DamagedRecordError,
+    read_record,
+    require_record,
+    run_is_complete,
+    submitter_alive,
+)
+from volcano_gif.run.record import Kind, Parameters, RunRecord, RunState
 from volcano_gif.task.frames import frames_of_other_runs
 
 logger = logging.getLogger(__name__)
+
+
+CANCEL_COMMAND = f"bash {SUBMIT_SCRIPT} --cancel"
+RM_FRAMES = "rm images/image*.png"
 
 
 class FolderBusyError(RuntimeError):
@@ -96,77 +110,107 @@ def _holder(handle: IO[str]) -> str:
     return handle.read().strip()
 
 
-def _busy_message(paths: ProjectPaths, holder: str) -> str:
+def _busy_message(paths: ProjectPaths, holder: str, finish: str = RESUME_COMMAND) -> str:
     pid, _, rest = holder.partition(" ")
     _, _, what = rest.partition(" ")
     return (
         f"{what or 'another run'} (pid {pid}) is under way in {paths.root}: wait for it to end, "
-        f"or stop it (Ctrl-C in its terminal, or kill {pid}), then finish it with: "
-        f"{RESUME_COMMAND}"
+        f"or stop it (Ctrl-C in its terminal, or kill {pid}), then finish it with: {finish}"
     )
 
 
-def refuse_if_active(paths: ProjectPaths, record: RunRecord | None) -> None:
-    """Raise FolderBusyError if a run is under way in this folder.
+def live_jobs(
+    paths: ProjectPaths, record: RunRecord | None, comment_prefix: str, jobs_root: Path
+) -> list[slurm.FolderJob]:
+    """The folder's live jobs, from the queue (none without sbatch).
 
-    Asks ``squeue`` once, for every job id in the record, when the record is a
-    Slurm run's and sbatch is here.
+    Where the controller does not answer, a record that says a Slurm run is under
+    way holds the folder: its jobs may well be queued.
+    """
+    if not slurm.available():
+        return []
+    try:
+        return slurm.folder_jobs(jobs_root, comment_prefix)
+    except slurm.ControllerUnreachableError as error:
+        if record is not None and record.mode_is_slurm and record.state in UNDER_WAY:
+            raise FolderBusyError(
+                f"run {record.run_id} may still have jobs in the queue, and Slurm does not "
+                f"answer ({error.said}): try again once it does (sinfo)"
+            ) from None
+        if record is not None and record.mode_is_slurm:
+            logger.warning("could not ask Slurm for the jobs of %s: %s", paths.root, error.said)
+        return []
+
+
+def refuse_if_active(
+    paths: ProjectPaths,
+    record: RunRecord | None,
+    *,
+    comment_prefix: str = job_comment(Kind.RUN.value, ""),
+    jobs_root: Path | None = None,
+    ways: tuple[str, str, str] = (
+        "volcano-gif watch",
+        CANCEL_COMMAND,
+        RESUME_COMMAND,
+    ),
+) -> None:
+    """Raise FolderBusyError if a run is under way in this folder: a local run or a
+    submission at work here, or jobs in the queue (one ``squeue --me``).
+
+    ``ways`` are the commands that watch, cancel and finish the run; ``jobs_root`` is
+    the folder its jobs were submitted from (the project's, for a reproduction).
     """
     holder = folder_holder(paths)
     if holder is not None:
-        raise FolderBusyError(_busy_message(paths, holder))
-    if record is None or not record.mode_is_slurm:
-        return
-    submitter = record.submitter or {}
-    if (
-        record.state == RunState.SUBMITTING
-        and submitter.get("host") == short_hostname()
-        and _alive(submitter.get("pid"))
-    ):
+        raise FolderBusyError(_busy_message(paths, holder, ways[2]))
+    if record is not None and record.state is RunState.SUBMITTING:
+        pid = submitter_alive(record)
+        if pid is not None:
+            raise FolderBusyError(
+                f"run {record.run_id} is being submitted by process {pid} in {paths.root}: "
+                "wait a moment and try again"
+            )
+    jobs = live_jobs(paths, record, comment_prefix, jobs_root or paths.root)
+    if jobs:
+        listed = ", ".join(f"{job.job_id} ({job.state})" for job in jobs)
+        ids = ",".join(job.job_id for job in jobs)
         raise FolderBusyError(
-            f"run {record.run_id} is being submitted by process {submitter.get('pid')} "
-            f"in {paths.root}: wait a moment and try again"
+            f"run {jobs[0].run_id} still has jobs in the queue: {listed}. One run per folder: "
+            f"wait for them (squeue --me -j {ids}, or {ways[0]}) or cancel them ({ways[1]})"
         )
-    if not slurm.available() or not record.job_ids():
-        return
+
+
+def claim_record(paths: ProjectPaths, *, resume: bool = False) -> RunRecord | None:
+    """The folder's run record (required for ``resume``), once no other run is at work here.
+
+    The queue is asked first: where the record is damaged, the run's live jobs are
+    named, with the way to cancel them, before the damage is.
+    """
     try:
-        queued = slurm.queued_jobs(record.job_ids())
-    except slurm.ControllerUnreachableError as error:
-        logger.warning(
-            "could not ask Slurm whether run %s still has jobs queued: %s", record.run_id, error
-        )
-        return
-    if queued:
-        # In job id order: squeue's own order depends on the site's priority plugin.
-        ordered = sorted(queued.items(), key=lambda item: int(item[0]))
-        jobs = ", ".join(f"{job} ({state})" for job, state in ordered)
-        ids = ",".join(job for job, _ in ordered)
-        raise FolderBusyError(
-            f"run {record.run_id} still has jobs in the queue: {jobs}. One run per folder: "
-            f"wait for them (squeue --me -j {ids}, or volcano-gif watch) or cancel them "
-            f"(bash {SUBMIT_SCRIPT} --cancel)"
-        )
+        record = read_record(paths)
+    except DamagedRecordError:
+        refuse_if_active(paths, None)
+        raise
+    refuse_if_active(paths, record)
+    return require_record(paths) if resume and record is None else record
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def refuse_frames_of_other_runs(paths: ProjectPaths, parameters: Parameters) -> None:
-    """Refuse to overwrite complete frames that belong to another run."""
+def refuse_frames_of_other_runs(
+    paths: ProjectPaths, parameters: Parameters, record: RunRecord | None
+) -> None:
+    """Refuse to overwrite complete frames that belong to another run, saying what they are."""
     others = frames_of_other_runs(paths.images, parameters.frame_count, parameters.size)
-    if others:
-        first = min(others)
-        raise UsageError(
-            f"images/ holds {len(others)} complete frames of another run, which this run of "
-            f"{parameters.describe()} would overwrite (frame {first} {others[first]}): finish "
-            f"that run with {RESUME_COMMAND}, or start over with --force"
-        )
+    if not others:
+        return
+    first = min(others)
+    if record is None:
+        way = f"no run recorded here made them: delete them ({RM_FRAMES})"
+    elif run_is_complete(paths, record):
+        way = f"run {record.run_id} is complete, so they are left over: delete them ({RM_FRAMES})"
+    else:
+        way = f"finish run {record.run_id} with {RESUME_COMMAND}"
+    raise UsageError(
+        f"images/ holds {len(others)} complete frames of another run, which this run of "
+        f"{parameters.describe()} would overwrite ({paths.frame(first).name} "
+        f"{others[first].rsplit(': ', 1)[0]}): {way}, or start over with --force"
+    )

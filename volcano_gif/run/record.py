@@ -1,11 +1,9 @@
 """The run record, ``output/run.json``: what a run is, where it stands, what it made.
 
-``submit-gif-job`` (on Slurm and locally) writes it when a run starts; the
-assembler updates it with the outcome and the checksums; ``--resume``,
-``--cancel`` and ``watch`` read it (:mod:`volcano_gif.run.record_store` makes,
-reads and writes the file, under a short lock). Its fields, its states and the
-moves between them are defined once, here; ``volcano_gif/run/run.schema.json``
-describes the file for other tools, and a test holds the two together.
+Its fields, its states and the moves between them are defined once, here;
+:mod:`volcano_gif.run.lifecycle`, the run's one owner, writes the file and makes
+every move. ``volcano_gif/run/run.schema.json`` describes the file for other
+tools, and a test holds the two together.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from volcano_gif import sacct, slurm
 from volcano_gif.files import write_atomically
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.failures import kills, over_asked_line
+from volcano_gif.run.lifecycle import Stopped, read_record, stop_on_signals
 from volcano_gif.run.record import AssemblyMemory, RunRecord
-from volcano_gif.run.record_store import read_record
 from volcano_gif.run.timeline import draw_timeline
 from volcano_gif.task.task_timing import load_run_timings
 
@@ -410,9 +410,14 @@ def write_report(paths: ProjectPaths) -> Report:
 
 
 def write_report_safely(paths: ProjectPaths) -> Report | None:
-    """Write the report; if that fails, log a warning that says why, and go on."""
+    """Write the report; if that fails, or SIGTERM or Ctrl-C stops it, log a warning that
+    says why, and go on: the run has its outcome (``volcano-gif report`` writes it later)."""
     try:
-        report = write_report(paths)
+        with stop_on_signals():
+            report = write_report(paths)
+    except Stopped as stop:
+        logger.warning("no run report: %s; volcano-gif report writes it", stop.line())
+        return None
     except Exception as error:  # noqa: BLE001  (a report must never fail the run)
         logger.warning("no run report: %s: %s", type(error).__name__, error)
         return None

@@ -123,8 +123,44 @@ def check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
             f"--resume takes the run's {', '.join(given)} from output/run.json: "
             "leave them out (or start a new run without --resume)"
         )
+    check_sbatch_extra(extra)
+
+
+#: sbatch options after ``--`` that would break a run's shape: (short form, why).
+_SHAPE_OPTIONS = {
+    "array": ("a", "each submission's --array is the plan's: use --frames, --frames-per-task"),
+    "dependency": ("d", "the assembly's afterany dependency on the array is the plan's"),
+    "parsable": (None, "submit-gif-job gives it, to read the job ids"),
+    "wrap": (None, "the jobs run the project's scripts"),
+    "test-only": (None, "use --dry-run"),
+    "wait": ("W", "the assembly must be queued while the array waits"),
+    "chdir": ("D", "the jobs run in the project folder"),
+    "comment": (None, "the jobs' comment names their run"),
+    "clusters": ("M", "the jobs must be where squeue and the watch find them"),
+}
+
+
+def check_sbatch_extra(extra: Sequence[str]) -> None:
+    """Raise UsageError for an option after ``--`` that holds a line break, or would break
+    the run's shape. sbatch takes a long option's unambiguous abbreviation (``--arr``): so
+    do we."""
     if any("\n" in option for option in extra):
         raise UsageError("sbatch options after -- must not contain line breaks")
+    for option in extra:
+        if option.startswith("--"):
+            name = option[2:].split("=", 1)[0]
+            hit = next((long for long in _SHAPE_OPTIONS if name and long.startswith(name)), None)
+        elif option.startswith("-") and len(option) > 1:
+            hit = next(
+                (long for long, (short, _) in _SHAPE_OPTIONS.items() if short == option[1]), None
+            )
+        else:
+            continue
+        if hit is not None:
+            raise UsageError(
+                f"{option} after -- would break the run's shape ({_SHAPE_OPTIONS[hit][1]}): "
+                "leave it out; other sbatch options pass to both jobs"
+            )
 
 
 def configure_logging() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from volcano_gif.errors import UsageError
-from volcano_gif.layout import ARRAY_SCRIPT, ASSEMBLY_SCRIPT, DEFAULT_SIZE
+from volcano_gif.layout import DEFAULT_SIZE
 from volcano_gif.numbering import (
     default_gif_width,
     expected_frames,
@@ -188,23 +188,23 @@ def assembly_options(parameters: Parameters) -> list[str]:
     return options
 
 
-def array_command(
-    array: ArrayPlan, sbatch_options: Sequence[str], render: Sequence[str]
+def sbatch_command(
+    script: str,
+    args: Sequence[str],
+    options: Sequence[str] = (),
+    *,
+    array: ArrayPlan | None = None,
+    after: str | None = None,
 ) -> list[str]:
-    """``sbatch --parsable --array=... [yours] generate_frames.slurm [render options]``."""
-    return ["sbatch", "--parsable", f"--array={array.spec}", *sbatch_options, ARRAY_SCRIPT, *render]
+    """``sbatch --parsable [--array=...] [--dependency=afterany:ID] [options] SCRIPT [args]``.
 
-
-def assembly_command(
-    array_job_id: str | None, sbatch_options: Sequence[str], assembly: Sequence[str]
-) -> list[str]:
-    """``sbatch --parsable [--dependency=afterany:ID] [yours] create_gif.slurm [options]``.
-
-    ``afterany``: the assembly starts once every array task has ended, whatever
-    its exit code, and itself checks that every frame is there.
+    The one builder of sbatch commands in Python (submit-gif-job spells its own two,
+    for the lesson). ``afterany``: the dependent job starts once every array task has
+    ended, whatever its exit code, and itself checks that every frame is there.
     """
-    dependency = [f"--dependency=afterany:{array_job_id}"] if array_job_id else []
-    return ["sbatch", "--parsable", *dependency, *sbatch_options, ASSEMBLY_SCRIPT, *assembly]
+    spec = [f"--array={array.spec}"] if array else []
+    dependency = [f"--dependency=afterany:{after}"] if after else []
+    return ["sbatch", "--parsable", *spec, *dependency, *options, script, *args]
 
 
 def show(command: Sequence[str]) -> str:

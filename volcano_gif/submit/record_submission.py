@@ -17,8 +17,7 @@ from volcano_gif import slurm
 from volcano_gif.arguments import EXIT_FAILURE, EXIT_USAGE
 from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.record import RunRecord, RunState
-from volcano_gif.run.record_store import update_record
+from volcano_gif.run import lifecycle
 from volcano_gif.submit.options import PROG, configure_logging
 from volcano_gif.submit.plan_files import read_plan
 
@@ -39,24 +38,7 @@ def record_main(argv: Sequence[str]) -> int:
     if array_id is None and (array is not None or gif_id is None):
         return _record_refusal(paths, run_id, said)
 
-    def submitted(record: RunRecord) -> None:
-        latest = record.submissions[-1]
-        latest.array_job_id, latest.gif_job_id = array_id, gif_id
-        latest.commands = ran  # exactly as the script ran them
-        record.submitted = record.submitted or latest.time
-        record.submitter = None
-        jobs = ", ".join(
-            f"{kind} {job}" for kind, job in (("array", array_id), ("gif", gif_id)) if job
-        )
-        if gif_id is None:
-            record.error = f"the assembly job was not submitted: {said}"
-            record.move_to(RunState.FAILED, "submitted in part", jobs)
-        elif record.state is RunState.SUBMITTING:
-            record.move_to(RunState.SUBMITTED, "submitted", jobs)
-        else:  # the assembly has started already (an assembly-only resume)
-            record.note("submitted", jobs)
-
-    update_record(paths, submitted, run_id)
+    lifecycle.submitted(paths, run_id, (array_id, gif_id), ran, said)
     if array_id:
         print(f"frames job: {array_id} (array {array})")
     if gif_id is None:
@@ -84,13 +66,7 @@ def record_main(argv: Sequence[str]) -> int:
 def _record_refusal(paths: ProjectPaths, run_id: str, said: str) -> int:
     """sbatch refused the first job: nothing is queued. Record it, say it, exit 1."""
 
-    def refused(record: RunRecord) -> None:
-        record.submissions.pop()  # it never happened
-        record.error = f"sbatch refused the submission: {said}"
-        record.submitter = None
-        record.move_to(RunState.REFUSED, "refused", said)
-
-    update_record(paths, refused, run_id)
+    lifecycle.refused(paths, run_id, said)
     reason = next((word for word in slurm.SUBMIT_LIMIT_REASONS if word in said), None)
     if reason is not None:
         limit = slurm.submit_limit()

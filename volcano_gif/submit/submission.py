@@ -19,8 +19,8 @@ to its end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,19 +28,25 @@ from pathlib import Path
 from volcano_gif import slurm
 from volcano_gif.arguments import EXIT_USAGE
 from volcano_gif.errors import UsageError
-from volcano_gif.files import short_hostname
-from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, SUBMIT_SCRIPT
+from volcano_gif.layout import (
+    ARRAY_SCRIPT,
+    ASSEMBLY_SCRIPT,
+    DEFAULT_FRAME_COUNT,
+    DEFAULT_SIZE,
+    RUN_RECORD,
+    SUBMIT_SCRIPT,
+    job_comment,
+)
 from volcano_gif.numbering import format_size, gif_size
-from volcano_gif.paths import ProjectPaths
-from volcano_gif.run import guard, record_store
+from volcano_gif.paths import ProjectPaths, check_project_root
+from volcano_gif.run import guard, lifecycle
 from volcano_gif.run import record as run_record
 from volcano_gif.run.cancel import cancel_run
-from volcano_gif.run.record import Parameters, RunRecord, Submission
+from volcano_gif.run.record import Kind, Mode, Parameters, RunRecord, Submission
 from volcano_gif.submit import options, plan, plan_files
 from volcano_gif.submit.options import PROG
 from volcano_gif.submit.plan import ArrayPlan
 from volcano_gif.task.frames import check_frames, frames_on_disk
-from volcano_gif.task.task_timing import remove_other_runs_timings
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +79,13 @@ def plan_main(argv: Sequence[str]) -> int:
 def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_dir: Path) -> int:
     if args.cancel:
         return cancel_run(paths)
+    check_project_root(paths.root)
     if not args.dry_run:
         guard.check_writable(paths.output)
-    record = record_store.require_record(paths) if args.resume else record_store.read_record(paths)
     local = args.local or not slurm.available()
-    was_local = record is not None and record.mode == run_record.Mode.LOCAL
-    if args.resume and was_local and not args.local:
+    if args.resume and not args.local and _was_local(paths):
         local = True  # finish a run the way it was started
+        logger.info("the run in %s was a local run: resuming it on this machine", RUN_RECORD)
     if local:
         configured = slurm.configuration_file()
         if not slurm.available() and not args.local and configured is not None:
@@ -90,58 +96,64 @@ def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_
             )
         if not slurm.available():
             logger.info("sbatch not found; running on this machine")
-        elif not args.local:
-            logger.info(
-                "run %s was a local run: resuming it on this machine", record and record.run_id
-            )
-        return _run_here(paths, args, record)
+        return _run_here(paths, args)
     config = slurm.read_config()  # also proves that the controller answers
-    guard.refuse_if_active(paths, record)
+    record = guard.claim_record(paths, resume=args.resume)
     with guard.holding_folder(paths, "a submission"):
         return _plan_slurm(paths, args, extra, plan_dir=plan_dir, record=record, config=config)
 
 
-def _run_here(paths: ProjectPaths, args: argparse.Namespace, record: RunRecord | None) -> int:
+def _was_local(paths: ProjectPaths) -> bool:
+    with contextlib.suppress(run_record.RecordError):
+        record = lifecycle.read_record(paths)
+        return record is not None and record.mode is run_record.Mode.LOCAL
+    return False
+
+
+def _run_here(paths: ProjectPaths, args: argparse.Namespace) -> int:
     from volcano_gif.local.runner import default_workers, run_local_command
 
-    if args.resume and record is not None and record_store.run_is_complete(paths, record):
-        return _say_complete(paths, record)
-    parameters = record.parameters if args.resume and record else _parameters(args)
-    if args.dry_run:
-        workers = min(default_workers(), parameters.frame_count)
-        gif = gif_size(parameters.size, parameters.gif_width)
-        todo = (
-            len(check_frames(paths.images, parameters.frame_count, parameters.size))
-            if args.resume
-            else parameters.frame_count
+    for given, name in (
+        (args.frames_per_task, "--frames-per-task"),
+        (args.max_running, "--max-running"),
+    ):
+        if given is not None:
+            logger.warning("%s is for Slurm arrays: a local run renders on every core", name)
+    if not args.dry_run:
+        return run_local_command(
+            paths,
+            args.frames or DEFAULT_FRAME_COUNT,
+            None,
+            args.gif_width,
+            args.size or DEFAULT_SIZE,
+            resume=args.resume,
+            force=args.force,
+            command=args.command_line,
         )
-        print(
-            f"would run on this machine, in {paths.root}:\n"
-            f"  render {todo} of {parameters.describe()} on {workers} worker processes "
-            f"(complete frames already in images/ are kept)\n"
-            f"  then assemble output/gifs/volcano.mp4, output/gifs/volcano.gif "
-            f"({format_size(gif)}) and output/archives/volcano-images-<time>.tar.gz\n"
-            "nothing was run"
-        )
-        return 0
-    return run_local_command(
-        paths,
-        parameters.frame_count,
-        None,
-        parameters.gif_width,
-        parameters.size,
-        resume=args.resume,
-        force=args.force,
-        command=args.command_line,
+    record = lifecycle.require_record(paths) if args.resume else None
+    if record is not None and lifecycle.run_is_complete(paths, record):
+        return say_complete(paths, record)
+    parameters = record.parameters if record is not None else _parameters(args)
+    workers = min(default_workers(), parameters.frame_count)
+    gif = gif_size(parameters.size, parameters.gif_width)
+    todo = (
+        len(check_frames(paths.images, parameters.frame_count, parameters.size))
+        if record is not None
+        else parameters.frame_count
     )
-
-
-def _say_complete(paths: ProjectPaths, record: RunRecord) -> int:
-    outputs = ", ".join(output.path for output in record.outputs.values())
     print(
-        f"run {record.run_id} is complete: {outputs} verified against output/run.json; "
-        "nothing to submit"
+        f"would run on this machine, in {paths.root}:\n"
+        f"  render {todo} of {parameters.describe()} on {workers} worker processes "
+        f"(complete frames already in images/ are kept)\n"
+        f"  then assemble output/gifs/volcano.mp4, output/gifs/volcano.gif "
+        f"({format_size(gif)}) and output/archives/volcano-images-<time>.tar.gz\n"
+        "nothing was run"
     )
+    return 0
+
+
+def say_complete(paths: ProjectPaths, record: RunRecord) -> int:
+    print(lifecycle.complete_line(record, "submit"))
     return 0
 
 
@@ -156,13 +168,13 @@ def _plan_slurm(
 ) -> int:
     _preflight(paths)
     resumed = record if args.resume else None
-    if resumed is not None and record_store.run_is_complete(paths, resumed):
-        return _say_complete(paths, resumed)
+    if resumed is not None and lifecycle.run_is_complete(paths, resumed):
+        return say_complete(paths, resumed)
     if resumed is not None:
         sbatch_options = _resume_options(resumed, extra)
         parameters, array = _resumed_array(paths, args, resumed, config)
     else:
-        parameters, array = _new_array(paths, args, config)
+        parameters, array = _new_array(paths, args, record, config)
         sbatch_options = extra
     if array is not None:
         array = ready_array(paths, array, parameters, config)
@@ -173,6 +185,7 @@ def _plan_slurm(
         run_id = plan.RUN_ID_PLACEHOLDER if args.dry_run else run_record.new_run_id()
     render = plan.render_options(parameters, frames_per_task, run_id, args.force)
     assembly = plan.assembly_options(parameters)
+    sbatch_options = [f"--comment={job_comment(Kind.RUN.value, run_id)}", *sbatch_options]
     if args.dry_run:  # the real commands are built once, by submit-gif-job itself
         return _dry_run(paths, array, sbatch_options, render, assembly)
     submission = Submission(
@@ -184,22 +197,30 @@ def _plan_slurm(
         sbatch_options=list(extra),  # what came after -- this time; the record keeps it
     )
     if resumed is not None:
-        _record_resume(paths, run_id, submission)
+        lifecycle.resume(
+            paths,
+            resumed,
+            Mode.SLURM,
+            f"array {submission.array or '(none)'}",
+            submission=submission,
+        )
     else:
         parameters.frames_per_task = frames_per_task
-        _record_start(
+        lifecycle.begin(
             paths,
-            run_id,
+            Mode.SLURM,
             parameters,
-            submission,
             slurm_version=config.version,
+            run_id=run_id,
             command=args.command_line,
+            submission=submission,
         )
-    paths.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
-    plan_files.write_plan(
-        plan_dir,
-        plan_files.Plan(run_id, submission.array, render, assembly, sbatch_options, args.watch),
-    )
+    with lifecycle.recording_failures(paths, run_id):
+        paths.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
+        plan_files.write_plan(
+            plan_dir,
+            plan_files.Plan(run_id, submission.array, render, assembly, sbatch_options, args.watch),
+        )
     return 0
 
 
@@ -237,12 +258,15 @@ def _resumed_array(
 
 
 def _new_array(
-    paths: ProjectPaths, args: argparse.Namespace, config: slurm.ClusterConfig
+    paths: ProjectPaths,
+    args: argparse.Namespace,
+    record: RunRecord | None,
+    config: slurm.ClusterConfig,
 ) -> tuple[Parameters, ArrayPlan]:
     """A new run's parameters, from the options, and its array of every frame."""
     parameters = _parameters(args)
     if not args.force:
-        guard.refuse_frames_of_other_runs(paths, parameters)
+        guard.refuse_frames_of_other_runs(paths, parameters, record)
     array = plan.plan_array(
         parameters.frame_count,
         parameters.frames_per_task,
@@ -253,41 +277,6 @@ def _new_array(
     if kept and not args.force:
         logger.info("images/ holds %d frames of this run already: the tasks keep them", kept)
     return parameters, array
-
-
-def _record_resume(paths: ProjectPaths, run_id: str, submission: Submission) -> None:
-    def resumed(current: RunRecord) -> None:
-        current.submitter = {"host": short_hostname(), "pid": os.getppid()}
-        current.submissions.append(submission)
-        current.move_to(
-            run_record.RunState.SUBMITTING,
-            "resume planned",
-            f"array {submission.array or '(none)'}",
-        )
-
-    record_store.update_record(paths, resumed, run_id)
-
-
-def _record_start(
-    paths: ProjectPaths,
-    run_id: str,
-    parameters: Parameters,
-    submission: Submission,
-    *,
-    slurm_version: str | None,
-    command: list[str],
-) -> None:
-    new = record_store.new_record(
-        run_record.Mode.SLURM,
-        parameters,
-        slurm_version,
-        run_id=run_id,
-        data_file=paths.data_file,
-        command=command,
-    )
-    new.submissions.append(submission)
-    record_store.write_record(paths, new)
-    remove_other_runs_timings(paths.timing, run_id)  # the report counts this run's only
 
 
 def _resume_options(record: RunRecord, given: list[str]) -> list[str]:
@@ -352,9 +341,11 @@ def _dry_run(
     assembly: list[str],
 ) -> int:
     """Show the plan's sbatch commands, and sbatch --test-only's answer to each."""
-    commands = [plan.array_command(array, sbatch_options, render)] if array else []
+    commands = (
+        [plan.sbatch_command(ARRAY_SCRIPT, render, sbatch_options, array=array)] if array else []
+    )
     array_id = plan.ARRAY_ID_PLACEHOLDER if array else None
-    commands.append(plan.assembly_command(array_id, sbatch_options, assembly))
+    commands.append(plan.sbatch_command(ASSEMBLY_SCRIPT, assembly, sbatch_options, after=array_id))
     print(f"would submit, from {paths.root}:")
     for command in commands:
         print(f"  {plan.show(command)}")

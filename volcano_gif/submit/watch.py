@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from volcano_gif import sacct, slurm
+from volcano_gif.arguments import EXIT_FAILURE
 from volcano_gif.errors import UsageError
 from volcano_gif.layout import RESUME_COMMAND
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.run import lifecycle
 from volcano_gif.run.failures import Kill, fix_options, kills
 from volcano_gif.run.guard import folder_holder
-from volcano_gif.run.record import Mode, RunRecord, RunState
-from volcano_gif.run.record_store import require_record, run_is_complete
+from volcano_gif.run.lifecycle import require_record, run_is_complete
+from volcano_gif.run.record import Mode, RecordError, RunRecord, RunState
 from volcano_gif.run.report import Report, written_from_sacct_entirely
 from volcano_gif.submit.polling import poll_until
 from volcano_gif.task.frames import frames_on_disk
@@ -44,18 +46,27 @@ FIRST_INTERVAL = 2.0
 LAST_INTERVAL = 30.0
 
 _PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
-_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT"}
+_RUNNING = {"RUNNING", "CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT"}
+#: Always counted on the watch's line; then those of :data:`_NOTED` that there are.
+_COUNTED = ("pending", "running", "completed", "failed")
+_NOTED = {"held": "held", "requeued": "requeued", "ending": "ending", "gone": "left the queue"}
 
 
-def task_category(state: str) -> str:
-    """pending, running, completed or failed (cancelled, timed out, node lost...)."""
-    if state in _PENDING:
+def task_category(state: str, reason: str = "") -> str:
+    """pending, held or requeued (with Slurm's reason), running, ending (COMPLETING),
+    completed or failed (cancelled, timed out, node lost...)."""
+    waiting = state in _PENDING
+    if state == "REQUEUE_HOLD" or (waiting and "held" in reason.lower()):
+        return "held"
+    if state in {"REQUEUED", "REQUEUE_FED"} or (waiting and "requeued" in reason.lower()):
+        return "requeued"
+    if waiting:
         return "pending"
     if state in _RUNNING:
         return "running"
-    if state == "COMPLETED":
-        return "completed"
-    return "failed"
+    if state == "COMPLETING":
+        return "ending"
+    return "completed" if state == "COMPLETED" else "failed"
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class Snapshot:
     frames: int
     total: int
     tasks: tuple[tuple[str, int], ...]  # (category, count) in a fixed order
+    reasons: tuple[tuple[str, str], ...]  # (category, Slurm's reason) for held and requeued
     gif_job: str
     gif_state: str
     gif_reason: str
@@ -73,17 +85,16 @@ class Snapshot:
     kills: tuple[Kill, ...] = ()  # tasks or the assembly ended for want of memory or time
 
     def line(self, array_job: str | None, dependent: str = "gif job") -> str:
-        counts = dict(self.tasks)
+        counts, reasons = dict(self.tasks), dict(self.reasons)
         tasks = (
-            f"array {array_job}: "
-            + ", ".join(
-                f"{counts.get(c, 0)} {c}" for c in ("pending", "running", "completed", "failed")
-            )
+            f"array {array_job}: " + ", ".join(f"{counts.get(c, 0)} {c}" for c in _COUNTED)
             if array_job
             else "no array"
         )
-        if counts.get("gone"):
-            tasks += f", {counts['gone']} left the queue"
+        for category, label in _NOTED.items():
+            if counts.get(category):
+                why = f" ({reasons[category]})" if reasons.get(category) else ""
+                tasks += f", {counts[category]} {label}{why}"
         reason = f" ({self.gif_reason})" if self.gif_reason not in {"", "None"} else ""
         source = "" if self.source == "squeue" else f"  [judged from {self.source}]"
         return (
@@ -134,7 +145,9 @@ def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: b
             lines, source = sacct.sacct_states(jobs), "sacct"
     gif_lines = [line for line in lines if line.job_id == gif_job]
     task_lines = [line for line in lines if line.job_id == array_job and line.task is not None]
-    counts = Counter(task_category(line.state) for line in task_lines)
+    categories = [(task_category(line.state, line.reason), line.reason) for line in task_lines]
+    counts = Counter(category for category, _ in categories)
+    reasons = {c: why for c, why in reversed(categories) if c in {"held", "requeued"}}
     if array_job and len(task_lines) < watched.array_tasks:
         counts["gone"] = watched.array_tasks - len(task_lines)
     current = _reread(paths, record)
@@ -146,11 +159,11 @@ def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: b
         gif_state, gif_reason, ended = f"gone, run {current.state}", "", True
     assembled = current.state == RunState.ASSEMBLED
     frames = current.parameters.frame_count if assembled else len(frames_on_disk(paths.images))
-    order = ("pending", "running", "completed", "failed", "gone")
     return Snapshot(
         frames,
         current.parameters.frame_count,
-        tuple((c, counts[c]) for c in order if counts[c]),
+        tuple((c, counts[c]) for c in (*_COUNTED, *_NOTED) if counts[c]),
+        tuple(reasons.items()),
         gif_job,
         gif_state,
         gif_reason,
@@ -173,12 +186,53 @@ class _ChangedLines:
 
 
 def _reread(paths: ProjectPaths, record: RunRecord) -> RunRecord:
-    current = require_record(paths)
+    """The run's record as it is now; the one known before if it was removed or damaged."""
+    try:
+        current = lifecycle.read_record(paths)
+    except RecordError:
+        current = None
+    if current is None:
+        return record
     if current.run_id != record.run_id:
         raise UsageError(
             f"output/run.json now holds run {current.run_id}, not {record.run_id}: stopped"
         )
     return current
+
+
+#: How long the watch rides out a controller that does not answer, in seconds of waiting.
+OUTAGE_LIMIT = 1800.0
+
+
+class _Outage:
+    """Says once that Slurm does not answer, and once that it answers again; counts the wait."""
+
+    def __init__(self, out: TextIO, sleep: Callable[[float], None]) -> None:
+        self.out, self._sleep = out, sleep
+        self.waited: float | None = None  # seconds waited since Slurm stopped answering
+
+    def failed(self, error: slurm.SlurmError) -> None:
+        if self.waited is None:
+            self.waited = 0.0
+            print(
+                f"Slurm does not answer ({error.said}); the jobs go on without it: still watching",
+                file=self.out,
+                flush=True,
+            )
+
+    def answered(self) -> None:
+        if self.waited is not None:
+            print("Slurm answers again", file=self.out, flush=True)
+        self.waited = None
+
+    def sleep(self, seconds: float) -> None:
+        if self.waited is not None:
+            self.waited += seconds
+        self._sleep(seconds)
+
+    @property
+    def too_long(self) -> bool:
+        return self.waited is not None and self.waited >= OUTAGE_LIMIT
 
 
 def watch_run(
@@ -196,34 +250,70 @@ def watch_run(
 
     ``jobs`` (``"ARRAY,GIF"``) watches those jobs instead of the run's latest two.
     ``judge`` says how the run ended instead of :func:`judge_run_end` (a reproduction's
-    comparison, say), and ``dependent`` names the job that follows the array.
+    comparison, say), and ``dependent`` names the job that follows the array. A
+    controller that does not answer is ridden out for :data:`OUTAGE_LIMIT` seconds.
     """
     out = stream or sys.stderr
-    record = require_record(paths)
+    record = lifecycle.wait_while_submitting(paths, require_record(paths))
+    if record.state is RunState.SUBMITTING:
+        lifecycle.settle(paths, record, f"the submission of run {record.run_id} ended")
     if record.mode == Mode.LOCAL and jobs is None:
         return _watch_local(
-            paths,
-            record,
-            out,
-            intervals=(first_interval, last_interval),
-            sleep=sleep,
-            judge=judge,
+            paths, record, out, intervals=(first_interval, last_interval), sleep=sleep, judge=judge
         )
+    latest = record.latest
+    if jobs is None and (latest is None or latest.gif_job_id is None):  # nothing was queued
+        return (judge or judge_run_end)(paths, record.run_id, out)
     watched = Watched.given(record, jobs) if jobs else Watched.latest(record)
-    accounting = slurm.read_config().accounting
-    show = _ChangedLines(out)
+    show, outage = _ChangedLines(out), _Outage(out, sleep)
+    accounting = [None if slurm.available() else False]
 
-    def look() -> Snapshot:
-        snapshot = poll(paths, record, watched, accounting)
+    def look() -> Snapshot | None:
+        try:
+            if accounting[0] is None:
+                accounting[0] = slurm.read_config().accounting
+            snapshot = poll(paths, record, watched, bool(accounting[0]))
+        except slurm.SlurmError as error:
+            outage.failed(error)
+            return None
+        outage.answered()
         show(snapshot.line(watched.array_job, dependent))
         return snapshot
 
-    snapshot = poll_until(look, lambda seen: seen.ended, sleep, first_interval, last_interval)
+    snapshot = poll_until(
+        look,
+        lambda seen: outage.too_long or (seen is not None and seen.ended),
+        outage.sleep,
+        first_interval,
+        last_interval,
+    )
+    if snapshot is None:
+        print(
+            f"Slurm has not answered for {OUTAGE_LIMIT / 60:.0f} minutes: the jobs of run "
+            f"{record.run_id} may still be queued or running; watch again later with: "
+            "volcano-gif watch (or squeue --me)",
+            file=out,
+        )
+        return EXIT_FAILURE
+    _settle(paths, record, snapshot, dependent)
     if judge is not None:
         return judge(paths, record.run_id, out)
     return judge_run_end(
-        paths, record.run_id, out, accounting=accounting, sleep=sleep, found=snapshot.kills
+        paths,
+        record.run_id,
+        out,
+        accounting=bool(accounting[0]),
+        sleep=sleep,
+        found=snapshot.kills,
     )
+
+
+def _settle(paths: ProjectPaths, record: RunRecord, snapshot: Snapshot, dependent: str) -> None:
+    """The dependent job ended: a record still in flight hears how (it was killed, say)."""
+    current = _reread(paths, record)
+    if current.state in lifecycle.UNDER_WAY:
+        how = f"the {dependent} {snapshot.gif_job} ended {snapshot.gif_state}"
+        lifecycle.settle(paths, current, how, by_user=snapshot.gif_state == "CANCELLED")
 
 
 def _watch_local(
@@ -245,9 +335,10 @@ def _watch_local(
         return False
 
     poll_until(ended, bool, sleep, *intervals)
-    if judge is not None:
-        return judge(paths, record.run_id, out)
-    return judge_run_end(paths, record.run_id, out)
+    current = _reread(paths, record)
+    if current.state in lifecycle.UNDER_WAY:  # its process is gone: killed, say
+        lifecycle.settle(paths, current, "the local run's process ended")
+    return (judge or judge_run_end)(paths, record.run_id, out)
 
 
 def judge_run_end(

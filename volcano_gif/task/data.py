@@ -17,6 +17,11 @@ import numpy.typing as npt
 from volcano_gif.errors import UsageError
 
 _COLUMN_RE = re.compile(r"^V([1-9]\d*)$")
+#: The largest grid file read (the volcano's is 16 KB): a larger one is refused before
+#: it is parsed, as frames of it would take minutes and gigabytes each.
+MAX_DATA_BYTES = 1 << 20
+#: Heights are metres: more than this is no landscape (and overflows the 3D projection).
+MAX_HEIGHT = 1e6
 
 
 class DataError(UsageError):
@@ -26,6 +31,11 @@ class DataError(UsageError):
 def load_grid(path: Path) -> npt.NDArray[np.float64]:
     """Return the height grid as a (rows, columns) array, columns in true order."""
     try:
+        if path.stat().st_size > MAX_DATA_BYTES:
+            raise DataError(
+                f"{path}: {path.stat().st_size / 2**20:.1f} MiB is too large a grid: "
+                f"at most {MAX_DATA_BYTES // 2**20} MiB (the volcano's is 16 KB)"
+            )
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
     except FileNotFoundError:
@@ -55,11 +65,17 @@ def load_grid(path: Path) -> npt.NDArray[np.float64]:
                 raise DataError(
                     f"{path}: line {line}, column {header[column]}: {cell!r} is not a number"
                 ) from None
-            if not np.isfinite(value):
+            if not abs(value) <= MAX_HEIGHT:  # also NaN and infinity
                 raise DataError(
-                    f"{path}: line {line}, column {header[column]}: {cell!r} is not finite"
+                    f"{path}: line {line}, column {header[column]}: {cell!r} is not a height "
+                    f"(a finite number of metres, at most {MAX_HEIGHT:.0e} either way)"
                 )
             grid[line - 2, positions[column]] = value
+    if min(grid.shape) < 2:
+        raise DataError(
+            f"{path}: the grid has {grid.shape[0]} rows of {grid.shape[1]} heights: a surface "
+            "needs at least 2 of each"
+        )
     return grid
 
 

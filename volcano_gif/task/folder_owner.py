@@ -20,14 +20,10 @@ import json
 from collections.abc import Iterable
 
 from volcano_gif.errors import UsageError
-from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT
+from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT, UNDER_WAY_STATES
 from volcano_gif.numbering import format_size
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.task.frames import FrameVerdict, frames_on_disk, inspect_frame
-
-#: The run record's states of a run that is under way (volcano_gif/run/record.py's
-#: RunState; tests/test_layout.py holds the two together).
-UNDER_WAY_STATES = frozenset({"submitting", "submitted", "rendering", "assembling"})
 
 
 def check_folder_is_ours(
@@ -53,8 +49,9 @@ def check_folder_is_ours(
         problem = inspect_frame(paths.frame(frame), frame, frame_count, size)
         if problem is not None and problem.verdict is FrameVerdict.OTHER_RUN:
             reason = problem.text.rsplit(": ", 1)[0]  # without the path
+            name = paths.frame(frame).name
             raise UsageError(
-                f"images/ holds frames of another run (frame {frame} {reason}), which this "
+                f"images/ holds frames of another run ({name} {reason}), which this "
                 f"render of {frame_count} frames at {format_size(size)} would replace. Finish "
                 f"that run ({RESUME_COMMAND}), render in another folder (--root DIR), "
                 "or give --force"

@@ -58,10 +58,12 @@ def inspect_frame(
         return FrameProblem(
             FrameVerdict.OTHER_RUN, f"is {format_size(found_size)}, not {format_size(size)}: {path}"
         )
-    wanted = frame_label(frame, frame_count, size)
-    if label != wanted:
-        found = f"its label says {label!r}" if label else "it has no volcano-gif label"
-        return FrameProblem(FrameVerdict.OTHER_RUN, f"is not {wanted} ({found}): {path}")
+    if label != frame_label(frame, frame_count, size):
+        found = f"is {label}" if label else "has no volcano-gif label"
+        return FrameProblem(
+            FrameVerdict.OTHER_RUN,
+            f"{found}, not a frame of {frame_count} at {format_size(size)}: {path}",
+        )
     return None
 
 
@@ -115,12 +117,12 @@ def frames_of_other_runs(
 ) -> dict[int, str]:
     """Frames on disk that a run of ``frame_count`` frames at ``size`` would overwrite.
 
-    Those are frames that decode but are labelled as another run's (or not at
-    all). Broken files and half-written ones are not counted: nothing of value
+    Those are frames up to ``frame_count`` that decode but are labelled as another
+    run's (or not at all). Broken files and half-written ones are not counted: nothing of value
     is lost when they are rendered again.
     """
     found: dict[int, str] = {}
-    for frame in frames_on_disk(images_dir):
+    for frame in (frame for frame in frames_on_disk(images_dir) if frame <= frame_count):
         problem = inspect_frame(images_dir / frame_name(frame), frame, frame_count, size)
         if problem is not None and problem.verdict is FrameVerdict.OTHER_RUN:
             found[frame] = problem.text
