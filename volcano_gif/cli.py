@@ -147,7 +147,8 @@ def _check(args: argparse.Namespace) -> int:
     runs; jq; sbatch, squeue, scontrol, scancel and the controller; sbatch --test-only of
     generate_frames.slurm and create_gif.slurm with your SBATCH_* variables; one real
     one-task job that renders a frame into a scratch folder (removed afterwards; images/
-    and output/ are not touched); sacct lists that job."""
+    and output/ are not touched); sacct lists that job. Then a note for each setting of
+    the site that changes what the lesson shows (what it changes, what to do)."""
     from volcano_gif.submit.check import run_checks
 
     # The check's own steps, not matplotlib's ("generated new fontManager" on a first run).
