@@ -19,6 +19,7 @@ from tests.helpers import REPO, copy_project, run
 from tests.tutorial import fenced_blocks, paired, split_commands
 from volcano_gif.assembly.assembler import FramesNotReadyError, resume_hint
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.submit import check
 
 README = (REPO / "README.md").read_text()
 TUTORIAL = (REPO / "docs/tutorial.md").read_text()
@@ -298,8 +299,20 @@ def test_the_instructor_notes_have_the_checklist_and_the_class_size_table() -> N
         "scancel --me --state=PENDING",
         "unset SBATCH_RESERVATION",
         "--kill-on-invalid-dep=no",
+        ".venv/bin/pip install -e '.[test]'",  # the page run needs pytest
+        "`SLURM_CONF`, where the site's Slurm needs it, must reach non-interactive",
+        "**Helpers under `PrivateData=jobs`**",
     ):
         assert step in notes, step
+    # Every site setting the check notes, in the table of what to tell learners.
+    table = notes[notes.index("**The site's settings, as `volcano-gif check` notes them.**") :]
+    for setting in ("SBATCH_PARTITION", "SBATCH_ACCOUNT", *check.SITE_NOTES, "MaxSubmitJobs"):
+        assert re.search(rf"^\| `{setting}", table, flags=re.MULTILINE) or (
+            f"| `... {setting}" in table
+        ), setting
+    errors = notes[notes.index("## Errors learners hit") :]
+    assert "| `Job has already finished`" in errors
+    assert "kill_invalid_depend" in errors
     assert "volcano-gif check" in TUTORIAL
     table = notes[notes.index("## How many jobs a class makes") :]
     for learners in (1, 10, 30):
