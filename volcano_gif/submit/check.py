@@ -130,13 +130,11 @@ def check_packages() -> Result:
     try:
         import imageio_ffmpeg
 
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        run([ffmpeg, "-hide_banner", "-version"])
+        run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-version"])
     except (RuntimeError, OSError) as error:
-        said = _first_line(error)
         return _fail(
             "packages",
-            f"the ffmpeg of imageio-ffmpeg does not run ({said}): "
+            f"the ffmpeg of imageio-ffmpeg does not run ({_first_line(error)}): "
             "reinstall it (pip install --force-reinstall imageio-ffmpeg)",
         )
     return _ok("packages", f"{', '.join(RUNTIME_IMPORTS)} import; imageio-ffmpeg's ffmpeg runs")
@@ -199,8 +197,7 @@ def check_script(paths: ProjectPaths, script: str) -> Result:
 
 
 def _test_only(paths: ProjectPaths, script: str) -> list[str]:
-    """The script as the lesson submits it: the array of its 24-frame runs (a site's submit
-    limit may refuse the 360 tasks of the script's own --array)."""
+    """The script as the lesson's 24-frame runs submit it (a limit may refuse its 360 tasks)."""
     lesson = ["--array=1-24"] if script == ARRAY_SCRIPT else []
     return ["sbatch", *lesson, str(paths.root / script)]
 
@@ -346,12 +343,9 @@ def _run_checks(paths: ProjectPaths, timeout: float, report: Callable[[Result], 
             scripts = [report(check_script(paths, script)) for script in names[:2]]
             needed = [python, packages, scripts[0]]
             failed = [result for result in needed if result.status is not Status.OK]
-            job = None
-            if failed:
-                report(_skip("job", failed))
-            else:
-                job = run_job(paths, scratch, timeout)
-                report(Result("job", Status.OK if job.passed else Status.FAIL, job.text))
+            job = None if failed else run_job(paths, scratch, timeout)
+            status = Status.OK if job and job.passed else Status.FAIL
+            report(_skip("job", failed) if job is None else Result("job", status, job.text))
             report(check_accounting(config, job))
             for note in site_notes(paths, config):
                 report(note)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import operator
 import os
 import shutil
 import sys
@@ -219,9 +220,7 @@ def _missing_files(scratch: ProjectPaths, *logs: Path) -> str | None:
             )
         return missing
 
-    missing = poll_until(
-        look, lambda found: not found, time.sleep, 1.0, 1.0, give_up_after=LATENCY_WAIT
-    )
+    missing = poll_until(look, operator.not_, time.sleep, 1.0, 1.0, give_up_after=LATENCY_WAIT)
     return missing[0] if missing else None
 
 
