@@ -202,7 +202,7 @@ def test_a_strict_sites_settings_are_noted_with_what_they_change_and_what_to_do(
         "numbers, and exercise 1.1 needs 360",
         "note MinJobAge=30 sec: ended jobs leave squeue after 30 sec, not 300 s: then only sacct",
         "note SBATCH_PARTITION=short: needed: without it, sbatch says: allocation failure: No "
-        "partition specified or system default partition; learners export it in each shell",
+        "partition specified or system default partition; export it in every shell",
         "note account class MaxSubmitJobs=50: 50 jobs queued per learner, each array task one; "
         "the lesson needs 40",
         "ready for the lesson: all 8 checks passed",

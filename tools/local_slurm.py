@@ -43,7 +43,6 @@ KEY=VALUE`` for any slurm.conf line (``DependencyParameters=kill_invalid_depend`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
 import json
 import os
@@ -577,9 +576,9 @@ def _start_slurmdbd(cluster: Cluster, layout: Layout) -> None:
     for user in cluster.learners if cluster.max_submit else ():  # a site's per-user limit
         where = ["where", f"user={user}", f"account={ACCOUNT}", "cluster=volcano"]
         limit = f"MaxSubmitJobs={cluster.max_submit}"
-        sacctmgr = [_program("sacctmgr"), "-i", "modify", "user", *where, "set", limit]
-        with contextlib.suppress(ClusterError):  # fails with "Nothing modified" if it is set
-            _run(sacctmgr, env=cluster.env())
+        _run(
+            [_program("sacctmgr"), "-i", "modify", "user", *where, "set", limit], env=cluster.env()
+        )
 
 
 def _associations(cluster: Cluster) -> set[tuple[str, ...]]:

@@ -186,8 +186,8 @@ def check_script(paths: ProjectPaths, script: str) -> Result:
     try:
         answer = slurm.test_only(_test_only(paths, script))
     except slurm.SlurmError as error:
-        site = [f"{name}={value}" for name, value in os.environ.items() if name[:7] == "SBATCH_"]
-        settings = " ".join(sorted(site)) or "no SBATCH_* variable set"
+        site = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("SBATCH_"))
+        settings = " ".join(site) or "no SBATCH_* variable set"
         return _fail(
             script,
             f"sbatch --test-only refuses it, with {settings}: {error.said}. "
@@ -276,9 +276,7 @@ def site_notes(paths: ProjectPaths, config: slurm.ClusterConfig) -> list[Result]
         try:
             slurm.test_only(_test_only(paths, ARRAY_SCRIPT))
         except slurm.SlurmError as error:
-            text = (
-                f"needed: without it, sbatch says: {error.said}; learners export it in each shell"
-            )
+            text = f"needed: without it, sbatch says: {error.said}; export it in every shell"
             notes.append(Result(f"{name}={value}", Status.NOTE, text))
         os.environ[name] = value
     limit = slurm.submit_limit() if config.accounting else None
