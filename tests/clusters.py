@@ -24,14 +24,16 @@ import pytest
 from tests.helpers import copy_project
 from tests.slurm_helpers import learner, learner_python
 from tools.learners import Learner
-from tools.local_slurm import Cluster, missing_programs, start, stop
+from tools.local_slurm import ACCOUNT, PARTITION, Cluster, missing_programs, start, stop
 
 REQUIRE_SLURM = "VOLCANO_REQUIRE_SLURM"
 
 
 #: The fixtures that start a localhost cluster: a test that uses one, itself or
 #: through another fixture, is marked ``slurm`` (``-m "not slurm"`` leaves it out).
-CLUSTER_FIXTURES = frozenset({"slurm", "fault_slurm", "accounting_slurm", "tutorial_slurm"})
+CLUSTER_FIXTURES = frozenset(
+    {"slurm", "fault_slurm", "accounting_slurm", "tutorial_slurm", "strict_slurm"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -123,6 +125,34 @@ def tutorial_slurm(session_folder: Path) -> Iterator[Cluster]:
     suite alike: no test that ran before can change what it shows.
     """
     yield from _start_cluster(_cluster(session_folder, "tutorial", accounting=True))
+
+
+#: A stricter site, as many are: Slurm cancels a job whose dependency can never be met,
+#: each user sees only their own jobs, array indices stop at 499 ...
+STRICT_SETTINGS = (
+    ("DependencyParameters", "kill_invalid_depend"),
+    ("PrivateData", "jobs"),
+    ("MaxArraySize", "500"),
+)
+#: ... and no default partition, an account required, 50 jobs queued per learner: what a
+#: learner's login shell sets there.
+STRICT_LOGIN = {"SBATCH_PARTITION": PARTITION, "SBATCH_ACCOUNT": ACCOUNT}
+
+
+@pytest.fixture(scope="session")
+def strict_slurm(session_folder: Path) -> Iterator[Cluster]:
+    """A site cluster with accounting that needs a partition and an account (STRICT_LOGIN)
+    and has the settings of STRICT_SETTINGS and a per-learner MaxSubmitJobs of 50."""
+    cluster = _cluster(
+        session_folder,
+        "strict",
+        settings=STRICT_SETTINGS,
+        accounting=True,
+        default_partition=False,
+        require_account=True,
+        max_submit=50,
+    )
+    yield from _start_cluster(cluster)
 
 
 @pytest.fixture(scope="session")

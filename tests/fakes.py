@@ -35,6 +35,11 @@ if "--test-only" in sys.argv and os.environ.get("SBATCH_PARTITION") == "nope":
     print("sbatch: error: invalid partition specified: nope", file=sys.stderr)
     print("allocation failure: Invalid partition name specified", file=sys.stderr)
     sys.exit(1)
+needs = os.environ.get("FAKE_SBATCH_NEEDS", "")  # a site with no default partition
+if needs and not os.environ.get(needs):
+    print("allocation failure: No partition specified or system default partition",
+          file=sys.stderr)
+    sys.exit(1)
 if "--test-only" in sys.argv:
     print("sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 processors on nodes n1 "
           "in partition debug", file=sys.stderr)
@@ -65,7 +70,11 @@ if os.environ.get("FAKE_SBATCH_RUN") == "1":
 print(answers[len(submissions) - 1])
 """,
     # A cluster without accounting, as the fake scontrol's configuration says.
+    # With $FAKE_SACCTMGR_ASSOC, the user's associations (account|maxsubmit|qos|defaultqos).
     "sacctmgr": """
+if "FAKE_SACCTMGR_ASSOC" in os.environ:
+    print(os.environ["FAKE_SACCTMGR_ASSOC"] if "assoc" in sys.argv else "")
+    sys.exit(0)
 print("sacctmgr: error: Problem talking to the database: Connection refused", file=sys.stderr)
 sys.exit(1)
 """,
@@ -89,6 +98,8 @@ if sys.argv[1:3] == ["show", "config"]:
     print("SLURM_VERSION           = 22.05.8")
     if os.environ.get("FAKE_ACCOUNTING_STORAGE"):
         print("AccountingStorageType   = " + os.environ["FAKE_ACCOUNTING_STORAGE"])
+    for line in filter(None, os.environ.get("FAKE_CONFIG", "").split(";")):
+        print(line)  # more settings, "Key = value": a later line wins
     sys.exit(0)
 print("slurm_load_jobs error: Invalid job id specified", file=sys.stderr)
 sys.exit(1)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.clusters import STRICT_LOGIN
 from tests.fakes import sbatch_calls, slurm_calls
 from tests.helpers import REPO, run
-from tests.slurm_helpers import slurm_output, volcano_gif
+from tests.slurm_helpers import cluster_env, slurm_output, volcano_gif
 from tools.local_slurm import Cluster
 from volcano_gif import slurm
 from volcano_gif.submit import check
@@ -145,7 +146,7 @@ def test_a_ready_site_passes_every_check_and_the_project_is_left_as_it_was(
     assert after == before  # nothing written, nothing removed: the scratch folder is gone
     log = tmp_path / "slurm.log"
     assert [call["args"][1:] for call in slurm_calls(log, "sbatch")[:2]] == [
-        [str(project / "generate_frames.slurm")],
+        ["--array=1-24", str(project / "generate_frames.slurm")],
         [str(project / "create_gif.slurm")],
     ]
     (job,) = sbatch_calls(log)
@@ -167,9 +168,50 @@ def test_a_ready_site_passes_every_check_and_the_project_is_left_as_it_was(
         "--root",
         str(scratch),
     ]
-    # Light on the scheduler: one scontrol, two test-only, one job, one squeue, one sacct.
+    # Light on the scheduler: one scontrol, two test-only, one job, one squeue, one sacct,
+    # and sacctmgr for a submit limit (this one keeps none).
     programs = [call["program"] for call in slurm_calls(log)]
-    assert programs == ["scontrol", "sbatch", "sbatch", "sbatch", "squeue", "sacct"]
+    assert programs == ["scontrol", "sbatch", "sbatch", "sbatch", "squeue", "sacct", "sacctmgr"]
+
+
+def test_a_strict_sites_settings_are_noted_with_what_they_change_and_what_to_do(
+    project: Path, tmp_path: Path, site: dict[str, str]
+) -> None:
+    site.update(
+        FAKE_CONFIG="DependencyParameters = kill_invalid_depend;PrivateData = jobs;"
+        "MinJobAge = 30 sec",
+        FAKE_MAX_ARRAY_SIZE="500",
+        FAKE_SBATCH_NEEDS="SBATCH_PARTITION",  # no default partition
+        SBATCH_PARTITION="short",
+        SBATCH_ACCOUNT="myproject",  # set, but this site does not need it: no note
+        FAKE_SACCTMGR_ASSOC="class|50||",
+    )
+
+    result = _check(project, site)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        *_lines_to_the_job(tmp_path),
+        "ok   accounting: sacct lists job 1001_1 as COMPLETED",
+        "note DependencyParameters=kill_invalid_depend: Slurm cancels a job whose dependency "
+        "can never be met ('Job has already finished'): learners keep --kill-on-invalid-dep=no "
+        "where the lesson gives it (episode 2)",
+        "note PrivateData=jobs: each user sees only their own jobs: helpers read a learner's "
+        "squeue --me on the learner's screen",
+        "note MaxArraySize=500: array indices stop at 499, not 1000: episode 6 shows other "
+        "numbers, and exercise 1.1 needs 360",
+        "note MinJobAge=30 sec: ended jobs leave squeue after 30 sec, not 300 s: then only sacct",
+        "note SBATCH_PARTITION=short: needed: without it, sbatch says: allocation failure: No "
+        "partition specified or system default partition; export it in every shell",
+        "note account class MaxSubmitJobs=50: 50 jobs queued per learner, each array task one; "
+        "the lesson needs 40",
+        "ready for the lesson: all 8 checks passed",
+    ]
+    tries = slurm_calls(tmp_path / "slurm.log", "sbatch")[3:]  # after the scripts' and the job
+    assert [call["args"] for call in tries] == [
+        ["--test-only", "--array=1-24", str(project / "generate_frames.slurm")]
+    ] * 2  # without SBATCH_PARTITION, then without SBATCH_ACCOUNT: read-only
+    assert not sbatch_calls(tmp_path / "slurm.log")[1:]  # the check's one job, no other
 
 
 def test_without_sbatch_on_path_slurm_fails_and_what_needs_it_is_skipped(
@@ -395,9 +437,10 @@ def test_an_old_python_is_named_with_the_way_to_a_new_one() -> None:
 
 
 # ------------------------------------------------------------ on the localhost clusters
-def _lines_of_a_real_check(cluster: Cluster, project: Path, code: int) -> list[str]:
-    """The lines of a check on ``cluster``, which exits with ``code`` and leaves no trace."""
-    result = volcano_gif(cluster, project, "check")
+def _lines_of_a_real_check(cluster: Cluster, project: Path, code: int, **login: str) -> list[str]:
+    """The lines of a check on ``cluster``, with the settings of a ``login`` shell, which
+    exits with ``code`` and leaves no trace."""
+    result = volcano_gif(cluster, project, "check", env=cluster_env(cluster, **login))
     assert not list(project.glob(f"{SCRATCH_PREFIX}*")), "the scratch folder was left behind"
     assert not (project / "output/run.json").exists()
     assert not list(project.glob("images/*"))
@@ -439,6 +482,33 @@ def test_on_a_cluster_with_accounting_every_check_passes(
     sacct = ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs", job.group(1)]
     rows = slurm_output(accounting_slurm, [*sacct, "--format", "JobID,JobName,User,State"]).split()
     assert rows == [f"{job.group(1)}_1|{JOB_NAME}|volcano-learner|COMPLETED"]
+
+
+def test_on_a_strict_site_the_check_passes_and_names_its_settings(
+    strict_slurm: Cluster, learner_project: Path
+) -> None:
+    lines = _lines_of_a_real_check(strict_slurm, learner_project, 0, **STRICT_LOGIN)
+    assert all(line.startswith("ok   ") for line in lines[:8]), lines
+    assert [line.split(": ")[0] for line in lines[8:-1]] == [
+        "note DependencyParameters=kill_invalid_depend",
+        "note PrivateData=jobs",
+        "note MaxArraySize=500",
+        "note SBATCH_PARTITION=debug",
+        "note SBATCH_ACCOUNT=class",
+        "note account class MaxSubmitJobs=50",
+    ]
+    assert "No partition specified or system default partition" in lines[11]
+    assert "Invalid account or account/partition combination specified" in lines[12]
+    assert lines[-1] == "ready for the lesson: all 8 checks passed"
+    # Without the partition, the check names what sbatch says, and what to set.
+    refused = _lines_of_a_real_check(
+        strict_slurm, learner_project, 1, SBATCH_ACCOUNT=STRICT_LOGIN["SBATCH_ACCOUNT"]
+    )
+    assert refused[4].startswith("FAIL generate_frames.slurm: sbatch --test-only refuses it, ")
+    assert refused[4].endswith(
+        "No partition specified or system default partition. Set SBATCH_PARTITION to a "
+        "partition that `sinfo` lists (export SBATCH_PARTITION=<name>)"
+    )
 
 
 def test_on_a_cluster_without_accounting_only_accounting_fails(

@@ -6,7 +6,9 @@ shape, the README's GIF and commands, and the README's error example.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from tests.helpers import REPO, copy_project, run
 from tests.tutorial import fenced_blocks, paired, split_commands
 from volcano_gif.assembly.assembler import FramesNotReadyError, resume_hint
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.submit import check
 
 README = (REPO / "README.md").read_text()
 TUTORIAL = (REPO / "docs/tutorial.md").read_text()
@@ -184,6 +187,65 @@ def _commands() -> list[tuple[int, str]]:
     ]
 
 
+def _set_up_block() -> str:
+    """The set-up block: the one block the tests do not run as the page's."""
+    (block,) = [source for _, source, skipped in _command_blocks() if skipped]
+    assert "git clone <this repository's address> ~/volcano" in block
+    return block
+
+
+def _paste(block: str, home: Path, path: str) -> subprocess.CompletedProcess[str]:
+    """``block`` pasted into a new interactive-like bash in ``home/start``, then where it is."""
+    start = home / "start"
+    start.mkdir(parents=True, exist_ok=True)
+    script = block + 'echo "in $PWD, VIRTUAL_ENV=${VIRTUAL_ENV:-none}"\n'
+    env = {"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"}
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc"],
+        input=script,
+        cwd=start,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_set_up_block_stops_where_the_clone_fails(tmp_path: Path) -> None:
+    # A wrong address: the clone fails, and nothing after it runs: no ~/.venv in the home,
+    # no "does not appear to be a Python project", no venv activated, still where it began.
+    block = _set_up_block().replace("<this repository's address>", str(tmp_path / "nowhere"))
+    pasted = _paste(block, tmp_path / "home", os.environ["PATH"])
+    said = pasted.stdout + pasted.stderr
+    assert "fatal: repository" in said, said
+    assert "Python project" not in said
+    assert not (tmp_path / "home/.venv").exists()
+    assert not (tmp_path / "home/volcano").exists()
+    assert pasted.stdout.splitlines()[-1] == f"in {tmp_path}/home/start, VIRTUAL_ENV=none"
+    # The first line fails where a site has no modules; the page says to skip it.
+    assert "module: command not found" in pasted.stderr
+
+
+def test_the_set_up_block_runs_to_the_activated_venv_when_the_clone_works(
+    tmp_path: Path,
+) -> None:
+    fakes = tmp_path / "bin"  # python3 -m venv and pip, fast: what they leave, not the install
+    fakes.mkdir()
+    (fakes / "python3").write_text(
+        '#!/bin/sh\nmkdir -p "$3/bin"\n'
+        'printf \'VIRTUAL_ENV=%s/%s\\n\' "$PWD" "$3" > "$3/bin/activate"\n'
+        'printf \'#!/bin/sh\\necho installed "$@"\\n\' > "$3/bin/pip"\n'
+        'chmod +x "$3/bin/pip"\n'
+    )
+    (fakes / "python3").chmod(0o755)
+    block = _set_up_block().replace("<this repository's address>", str(REPO))
+    pasted = _paste(block, tmp_path / "home", f"{fakes}:{os.environ['PATH']}")
+    assert "installed install -e ." in pasted.stdout, pasted.stdout + pasted.stderr
+    home = tmp_path / "home"
+    assert pasted.stdout.splitlines()[-1] == f"in {home}/volcano, VIRTUAL_ENV={home}/volcano/.venv"
+
+
 def test_the_learner_types_their_own_sbatch_before_submit_gif_job_appears() -> None:
     commands = [command for _, command in _commands()]
     first_sbatch = next(k for k, command in enumerate(commands) if "sbatch " in command)
@@ -237,8 +299,20 @@ def test_the_instructor_notes_have_the_checklist_and_the_class_size_table() -> N
         "scancel --me --state=PENDING",
         "unset SBATCH_RESERVATION",
         "--kill-on-invalid-dep=no",
+        ".venv/bin/pip install -e '.[test]'",  # the page run needs pytest
+        "`SLURM_CONF`, where the site's Slurm needs it, must reach non-interactive",
+        "**Helpers under `PrivateData=jobs`**",
     ):
         assert step in notes, step
+    # Every site setting the check notes, in the table of what to tell learners.
+    table = notes[notes.index("**The site's settings, as `volcano-gif check` notes them.**") :]
+    for setting in ("SBATCH_PARTITION", "SBATCH_ACCOUNT", *check.SITE_NOTES, "MaxSubmitJobs"):
+        assert re.search(rf"^\| `{setting}", table, flags=re.MULTILINE) or (
+            f"| `... {setting}" in table
+        ), setting
+    errors = notes[notes.index("## Errors learners hit") :]
+    assert "| `Job has already finished`" in errors
+    assert "kill_invalid_depend" in errors
     assert "volcano-gif check" in TUTORIAL
     table = notes[notes.index("## How many jobs a class makes") :]
     for learners in (1, 10, 30):

@@ -15,7 +15,10 @@ Where it runs:
 * with ``VOLCANO_TUTORIAL_CLUSTER=current``, on whatever cluster this shell's
   Slurm clients reach (its ``SLURM_CONF``, or ``/etc/slurm/slurm.conf``), as
   the current user, root or not, with this Python's environment: the check an
-  instructor runs on the site before a workshop. The copy goes in a new folder
+  instructor runs on the site before a workshop. The reader's shell is yours,
+  as a learner's login shell is: its ``SBATCH_PARTITION``, ``SBATCH_ACCOUNT``
+  and every other site setting stay (only this harness's own ``VOLCANO_TUTORIAL_*``,
+  ``PYTHONUNBUFFERED`` and ``MPLCONFIGDIR`` go). The copy goes in a new folder
   under ``$VOLCANO_TUTORIAL_DIR`` (default: your home, which the compute
   nodes see), and every output that differs from the page is reported, not
   only the first of a block.
@@ -61,15 +64,18 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sybil import Document, Example, Region, Sybil
 from sybil.parsers.markdown import SkipParser
 
 from tests.helpers import REPO
+
+if TYPE_CHECKING:
+    from tools.local_slurm import Cluster
 
 #: How the project folder is shown on the page.
 SHOWN_ROOT = "~/volcano"
@@ -298,23 +304,32 @@ PACE = float(os.environ.get("VOLCANO_TUTORIAL_PACE") or 0)
 
 @dataclass(frozen=True)
 class Reader:
-    """Who runs the page, and where: the shell's command, its folder and environment."""
+    """Who runs the page, and where: the shell's command, its folder and environment;
+    ``site``: a site's run, where outputs marked ``site`` may differ (warnings);
+    ``venv``: the Python environment the copy's ``.venv`` links to, if it is not its own."""
 
     shell: list[str]
     root: Path  # the project copy, shown as ~/volcano
     scratch: Path  # the session's HOME; removed at the end
     env: dict[str, str]
+    site: bool = False
+    venv: str | None = None
 
 
-def _readers_env(venv: Path, home: Path, slurm_conf: str | None) -> dict[str, str]:
-    """A reader's shell: none of our own settings, nor a matplotlib cache of another run,
-    with the project's venv active, as `source .venv/bin/activate` leaves it."""
-    # Nor PYTHONUNBUFFERED: what the page shows through `| tail` must be what a reader's
-    # pipe shows, where Python would hold stdout back if the programs did not flush.
+def readers_env(
+    venv: Path, home: Path, slurm_conf: str | None, base: Mapping[str, str], site: bool
+) -> dict[str, str]:
+    """A reader's shell, from ``base``, with the project's venv active, as `source
+    .venv/bin/activate` leaves it: on a ``site``, the login shell's settings as they are
+    (SBATCH_PARTITION, ...); on our clusters, none of the tests' own (SBATCH_*, VOLCANO_*)."""
+    # Never PYTHONUNBUFFERED: what the page shows through `| tail` must be what a reader's
+    # pipe shows, where Python would hold stdout back if the programs did not flush. Nor
+    # MPLCONFIGDIR: the page's first render shows matplotlib making its font cache.
+    ours = ("VOLCANO_TUTORIAL_",) if site else ("VOLCANO_", "SBATCH_")
     env = {
         k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VOLCANO_", "SBATCH_", "PYTHONUNBUFFERED")) and k != "MPLCONFIGDIR"
+        for k, v in base.items()
+        if not k.startswith((*ours, "PYTHONUNBUFFERED")) and k != "MPLCONFIGDIR"
     }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
     env["VIRTUAL_ENV"] = str(venv)
@@ -324,11 +339,11 @@ def _readers_env(venv: Path, home: Path, slurm_conf: str | None) -> dict[str, st
     return env
 
 
-def _learner_reader(namespace: dict[str, Any]) -> Reader:
-    """The learner, on the tutorial's cluster, in a copy of their own with their own .venv."""
+def learner_reader(cluster: Cluster, login: Mapping[str, str] | None = None) -> Reader:
+    """The learner, on ``cluster``, in a copy of their own with their own .venv; with
+    ``login``, the settings of a site's login shell (``SBATCH_PARTITION``...): a site's run."""
     from tests.slurm_helpers import learner
 
-    cluster = namespace["tutorial_slurm"]
     reader = learner()
     scratch = Path(tempfile.mkdtemp(prefix="tutorial-", dir=cluster.folder.parent))
     root = fresh_checkout(scratch / "volcano")
@@ -342,9 +357,11 @@ def _learner_reader(namespace: dict[str, Any]) -> Reader:
     )
     if made.returncode != 0:
         raise AssertionError(f"the learner's set-up failed: {made.stderr}")
-    env = reader.env(_readers_env(root / ".venv", scratch, str(cluster.conf)))
+    site = login is not None
+    base = {**os.environ, **(login or {})}
+    env = reader.env(readers_env(root / ".venv", scratch, str(cluster.conf), base, site))
     env["HOME"] = str(scratch)
-    return Reader(reader.command(["bash", "--noprofile", "--norc"]), root, scratch, env)
+    return Reader(reader.command(["bash", "--noprofile", "--norc"]), root, scratch, env, site)
 
 
 def _current_reader() -> Reader:
@@ -353,18 +370,26 @@ def _current_reader() -> Reader:
     scratch = Path(tempfile.mkdtemp(prefix="volcano-tutorial-", dir=base))
     root = fresh_checkout(scratch / "volcano", untracked=False)
     (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)  # yours, as it is
-    env = _readers_env(root / ".venv", scratch, os.environ.get("SLURM_CONF"))
-    return Reader(["bash", "--noprofile", "--norc"], root, scratch, env)
+    conf = os.environ.get("SLURM_CONF")
+    env = readers_env(root / ".venv", scratch, conf, os.environ, site=True)
+    return Reader(["bash", "--noprofile", "--norc"], root, scratch, env, True, sys.prefix)
 
 
-def _session(namespace: dict[str, Any]) -> tuple[ShellSession, Path]:
+def start_session(namespace: dict[str, Any], reader: Reader) -> None:
+    """The reader's bash session, kept in ``namespace`` for every block of the page."""
+    namespace["session"] = ShellSession(reader.shell, reader.root, reader.env)
+    namespace["reader"] = reader
+    namespace["version"] = _slurm_version(namespace["session"])
+    namespace["executed"] = 0
+
+
+def _session(namespace: dict[str, Any]) -> tuple[ShellSession, Reader]:
     if "session" not in namespace:
-        reader = _current_reader() if CURRENT else _learner_reader(namespace)
-        namespace["session"] = ShellSession(reader.shell, reader.root, reader.env)
-        namespace["root"], namespace["scratch"] = reader.root, reader.scratch
-        namespace["version"] = _slurm_version(namespace["session"])
-        namespace["executed"] = 0
-    return namespace["session"], namespace["root"]
+        if CURRENT:
+            start_session(namespace, _current_reader())
+        else:
+            start_session(namespace, learner_reader(namespace["tutorial_slurm"]))
+    return namespace["session"], namespace["reader"]
 
 
 def _slurm_version(session: ShellSession) -> tuple[int, int]:
@@ -378,19 +403,23 @@ def _slurm_version(session: ShellSession) -> tuple[int, int]:
 RECORD = os.environ.get("VOLCANO_TUTORIAL_RECORD")
 
 
-def _as_shown(line: str, root: Path) -> str:
+def _as_shown(line: str, reader: Reader) -> str:
     """A printed line with the project's folder as the page shows it: ``~/volcano``.
 
-    On a site, the project's ``.venv`` is your own environment, wherever it is.
+    On a site, the project's ``.venv`` may be your own environment, wherever it is.
     """
-    if CURRENT:
-        line = line.replace(sys.prefix, f"{root}/.venv")
-    return line.replace(str(root), SHOWN_ROOT)
+    if reader.venv:
+        line = line.replace(reader.venv, f"{reader.root}/.venv")
+    return line.replace(str(reader.root), SHOWN_ROOT)
 
 
 def evaluate_block(example: Example) -> None:
-    session, root = _session(example.namespace)
-    shown: Shown = example.parsed
+    run_shown(example.namespace, example.parsed, example.line)
+
+
+def run_shown(namespace: dict[str, Any], shown: Shown, line: int) -> None:
+    """Run a command block in the reader's session; fail unless it printed what is shown."""
+    session, reader = _session(namespace)
     printed_all: list[str] = []
     problems: list[str] = []  # on another site, every one of the block; here, the first
     for command in split_commands(shown.commands):
@@ -399,7 +428,7 @@ def evaluate_block(example: Example) -> None:
         began = time.monotonic()
         printed, status = session.run(command)
         took = time.monotonic() - began
-        printed = [_as_shown(line, root) for line in printed]
+        printed = [_as_shown(text, reader) for text in printed]
         printed_all += printed
         if RECORD:
             with open(RECORD, "a", encoding="utf-8") as record:
@@ -407,15 +436,15 @@ def evaluate_block(example: Example) -> None:
                     f"{command}\n"
                     + "".join(f"| {line}\n" for line in printed)
                     + (f"[exit status {status}]\n" if status else "")
-                    + f"[line {example.line}: {took:.1f} s]\n"
+                    + f"[line {line}: {took:.1f} s]\n"
                 )
         elif status != 0:
             problems.append(f"exit status {status}: {command}\n" + "\n".join(printed))
-            if not CURRENT:
+            if not reader.site:
                 break
     if RECORD:
         return
-    output = chosen_output(shown.outputs, example.namespace["version"])
+    output = chosen_output(shown.outputs, namespace["version"])
     want = output.source.splitlines() if output is not None else []
     if not problems and not matches(want, printed_all):
         difference = (
@@ -424,19 +453,19 @@ def evaluate_block(example: Example) -> None:
             + "\n--- the commands printed:\n"
             + "\n".join(printed_all)
         )
-        if CURRENT and output is not None and "site" in output.conditions:
-            warnings.warn(f"a site's own value, line {example.line}:\n{difference}", stacklevel=1)
+        if reader.site and output is not None and "site" in output.conditions:
+            warnings.warn(f"a site's own value, line {line}:\n{difference}", stacklevel=1)
         else:
             problems.append(difference)
     if problems:
         raise AssertionError("\n\n".join(problems))
-    example.namespace["executed"] += 1
+    namespace["executed"] += 1
 
 
-def _teardown(namespace: dict[str, Any]) -> None:
+def end_session(namespace: dict[str, Any]) -> None:
     if "session" in namespace:
         namespace["session"].close()
-        shutil.rmtree(namespace["scratch"], ignore_errors=True)
+        shutil.rmtree(namespace["reader"].scratch, ignore_errors=True)
 
 
 def parse_blocks(document: Document) -> Iterator[Region]:
@@ -451,5 +480,5 @@ def tutorial_sybil() -> Sybil:
         path=str(REPO / "docs"),
         patterns=["tutorial.md"],
         fixtures=[] if CURRENT else ["tutorial_slurm"],
-        teardown=_teardown,
+        teardown=end_session,
     )

@@ -30,6 +30,14 @@ With ``--accounting`` it also keeps accounting, as a site does: its own MariaDB
 for each step's CPU time and peak memory, and a cluster, an account and its users
 (root, and each ``--learner``, made as a Unix user if need be) registered with
 ``sacctmgr``. That needs Debian's mariadb-server and slurmdbd.
+
+Options make it a stricter site, as many are: ``--no-default-partition`` (every
+job must name one: ``SBATCH_PARTITION``), ``--require-account`` (a
+``job_submit.lua`` refuses a job that names no account: ``SBATCH_ACCOUNT``),
+``--max-submit N`` (each learner may queue N jobs, every array task counting as
+one: their association's ``MaxSubmitJobs``, with ``--accounting``), and ``--set
+KEY=VALUE`` for any slurm.conf line (``DependencyParameters=kill_invalid_depend``,
+``PrivateData=jobs``, ``MaxArraySize=500``).
 """
 
 from __future__ import annotations
@@ -78,6 +86,22 @@ INSTALL_DB_LOCK = Path("/tmp/volcano-mariadb-install.lock")
 #: A site's default memory per CPU for jobs that give no --mem (Slurm's own default, 0,
 #: would give such a job its node's whole memory, and no other job could share the node).
 DEF_MEM_PER_CPU = 1024
+#: ``--require-account``: refuse a job that names no account, as sites that bill by
+#: project do (in sbatch's words for an account Slurm does not know).
+REQUIRE_ACCOUNT_LUA = """\
+-- Written by tools/local_slurm.py: every job must name an account.
+function slurm_job_submit(job_desc, part_list, submit_uid)
+    if job_desc.account == nil then
+        slurm.log_user("this site requires an account: sbatch --account=NAME, or SBATCH_ACCOUNT")
+        return slurm.ESLURM_INVALID_ACCOUNT
+    end
+    return slurm.SUCCESS
+end
+
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
+    return slurm.SUCCESS
+end
+"""
 
 
 class ClusterError(RuntimeError):
@@ -176,7 +200,9 @@ class Cluster:
     ``(("SlurmdTimeout", "10"), ("MaxArraySize", "101"))``. ``cred_expire``
     shortens the job credentials' lifetime, which is also how long a requeued
     job waits before it may start again (Slurm's default: 120 s). ``learners``
-    are Unix users registered in accounting (made if missing).
+    are Unix users registered in accounting (made if missing). A stricter site:
+    no ``default_partition``, ``require_account``, and ``max_submit`` jobs queued
+    per learner (with accounting).
     """
 
     folder: Path = DEFAULT_DIR
@@ -186,6 +212,9 @@ class Cluster:
     accounting: bool = False  # MariaDB + slurmdbd
     profile: str = "site"
     learners: tuple[str, ...] = ()
+    default_partition: bool = True
+    require_account: bool = False
+    max_submit: int | None = None
 
     layout_file = _InFolder("cluster.json")
 
@@ -225,6 +254,7 @@ class Cluster:
     cgroup_conf = _InFolder("cgroup.conf")  # beside slurm.conf, where Slurm looks for it
     munge_dir = _InFolder("munge")
     munge_socket = _InFolder("munge", "munge.socket")
+    job_submit_lua = _InFolder("job_submit.lua")  # beside slurm.conf, where Slurm looks
 
     @property
     def enforces_memory(self) -> bool:
@@ -278,6 +308,7 @@ class Cluster:
             # Emulated nodes on one machine: each takes its layout from this file.
             "SlurmdParameters=config_overrides",
             "ReturnToService=2",
+            *(["JobSubmitPlugins=lua"] if self.require_account else []),
         ]
         overrides = dict(self.settings)
         lines = [
@@ -292,7 +323,7 @@ class Cluster:
             )
         lines.append(
             f"PartitionName={PARTITION} Nodes={','.join(layout.node_names)} "
-            "Default=YES MaxTime=INFINITE State=UP"
+            f"Default={'YES' if self.default_partition else 'NO'} MaxTime=INFINITE State=UP"
         )
         return "\n".join(lines) + "\n"
 
@@ -542,6 +573,12 @@ def _start_slurmdbd(cluster: Cluster, layout: Layout) -> None:
     for association, what in wanted:
         if association not in known:
             _run([_program("sacctmgr"), "-i", "add", *what], env=cluster.env())
+    for user in cluster.learners if cluster.max_submit else ():  # a site's per-user limit
+        where = ["where", f"user={user}", f"account={ACCOUNT}", "cluster=volcano"]
+        limit = f"MaxSubmitJobs={cluster.max_submit}"
+        _run(
+            [_program("sacctmgr"), "-i", "modify", "user", *where, "set", limit], env=cluster.env()
+        )
 
 
 def _associations(cluster: Cluster) -> set[tuple[str, ...]]:
@@ -618,6 +655,8 @@ def start(cluster: Cluster, timeout: float = 60) -> float:
         cluster.cgroup_conf.unlink(missing_ok=True)
     else:
         cluster.cgroup_conf.write_text(cgroups)
+    if cluster.require_account:
+        cluster.job_submit_lua.write_text(REQUIRE_ACCOUNT_LUA)
     for name in cluster.learners:
         Learner.named(name)
     try:
@@ -720,6 +759,14 @@ def wait_for_jobs(cluster: Cluster, job_ids: Iterable[str], timeout: float = 300
     _wait_for(ended, f"jobs {', '.join(ids)} to end", timeout)
 
 
+def _setting(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` as a slurm.conf setting."""
+    key, equals, value = text.partition("=")
+    if not (key and equals):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="local_slurm.py", description="A private Slurm cluster on localhost."
@@ -759,13 +806,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="USER",
         help="a Unix user to register in accounting (made if missing); may be repeated",
     )
+    site = parser.add_argument_group("a stricter site")
+    site.add_argument(
+        "--no-default-partition",
+        dest="default_partition",
+        action="store_false",
+        help=f"no default partition: every job must name one (SBATCH_PARTITION={PARTITION})",
+    )
+    site.add_argument(
+        "--require-account",
+        action="store_true",
+        help=f"refuse jobs that name no account (SBATCH_ACCOUNT={ACCOUNT}; job_submit/lua)",
+    )
+    site.add_argument(
+        "--max-submit",
+        type=int,
+        metavar="N",
+        help="each learner may queue N jobs, every array task counting as one (--accounting)",
+    )
+    site.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_setting,
+        help="a slurm.conf line, e.g. DependencyParameters=kill_invalid_depend, "
+        "PrivateData=jobs, MaxArraySize=500; may be repeated",
+    )
     args = parser.parse_args(argv)
+    if args.max_submit and not args.accounting:
+        parser.error("--max-submit needs --accounting: the limit is kept in accounting")
     cluster = Cluster(
         args.dir.resolve(),
         args.nodes,
+        settings=tuple(args.set),
         accounting=args.accounting,
         profile=args.profile,
         learners=tuple(args.learner),
+        default_partition=args.default_partition,
+        require_account=args.require_account,
+        max_submit=args.max_submit,
     )
     try:
         if args.command == "start":

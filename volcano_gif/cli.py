@@ -147,11 +147,11 @@ def _report(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Check that this clone is ready for the lesson: run it the day before, in the clone,
     with the venv active. One line per check on stdout (ok, FAIL with what to do, or
-    skip), then a summary: Python 3.11 or newer; the run-time packages import and ffmpeg
-    runs; jq; sbatch, squeue, scontrol, scancel and the controller; sbatch --test-only of
-    generate_frames.slurm and create_gif.slurm with your SBATCH_* variables; one real
-    one-task job that renders a frame into a scratch folder (removed afterwards; images/
-    and output/ are not touched); sacct lists that job."""
+    skip): Python 3.11 or newer; the run-time packages import and ffmpeg runs; jq; sbatch,
+    squeue, scontrol, scancel and the controller; both scripts with sbatch --test-only
+    and your SBATCH_* variables; one real one-task job that renders a frame into a
+    scratch folder (removed afterwards; images/ and output/ are not touched); sacct lists
+    it. Then a note per site setting that changes what the lesson shows, and a summary."""
     from volcano_gif.submit.check import run_checks
 
     return run_checks(ProjectPaths(args.root.resolve()), args.timeout)

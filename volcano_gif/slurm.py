@@ -12,8 +12,8 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from volcano_gif.commands import CommandError, last_line, on_one_line, run_capturing
@@ -128,7 +128,7 @@ class ClusterConfig:
     max_array_size: int
     version: str | None
     accounting: bool
-    accounting_storage: str = ""  # AccountingStorageType, as scontrol says it
+    settings: Mapping[str, str] = field(default_factory=dict)  # every line, as scontrol says it
 
 
 def read_config() -> ClusterConfig:
@@ -150,7 +150,7 @@ def read_config() -> ClusterConfig:
         max_array_size=number("MaxArraySize") or DEFAULT_MAX_ARRAY_SIZE,
         version=settings.get("SLURM_VERSION"),
         accounting=keeps_accounting(settings.get("AccountingStorageType", "")),
-        accounting_storage=settings.get("AccountingStorageType", ""),
+        settings=settings,
     )
 
 

@@ -1,30 +1,21 @@
 """``volcano-gif check``: is this clone ready for the lesson? Run it the day before.
 
-A learner runs it in their clone, with the venv active, on the login node. It
-prints one line per check on stdout, in this order, each ``ok``, ``FAIL`` (what
-is wrong and what to do) or ``skip`` (the check that it needs failed), then a
-summary line:
+A learner runs it in their clone, with the venv active, on the login node. It prints
+one line per check on stdout, in this order, each ``ok``, ``FAIL`` (what is wrong and
+what to do) or ``skip`` (a check it needs failed): ``python`` (3.11 or newer),
+``packages`` (the run-time dependencies import, imageio-ffmpeg's ffmpeg runs), ``jq``,
+``slurm`` (the clients are on PATH, the controller answers ``scontrol show config``),
+``generate_frames.slurm`` and ``create_gif.slurm`` (``sbatch --test-only`` accepts each
+with the SBATCH_* variables as set; a refusal in sbatch's words, with what to set),
+``job`` (one real one-task job renders a frame into a scratch folder: check_job.py) and
+``accounting`` (``sacct`` lists it as ended within :data:`ACCOUNTING_WAIT` s). Then a
+``note`` for each site setting that changes what the lesson shows (:data:`SITE_NOTES`, a
+partition or account jobs must name, a submit limit), and a summary line.
 
-1. ``python``: the interpreter running the check is 3.11 or newer;
-2. ``packages``: the project's run-time dependencies import, and the ffmpeg
-   of imageio-ffmpeg runs;
-3. ``jq``: on PATH (the lesson reads ``output/run.json`` with it);
-4. ``slurm``: sbatch, squeue, scontrol and scancel are on PATH, and the
-   controller answers (``scontrol show config``);
-5. ``generate_frames.slurm`` and 6. ``create_gif.slurm``: ``sbatch --test-only``
-   accepts each script with the site's ``SBATCH_*`` variables as they are set;
-   a refusal is shown in sbatch's own words, with the variable to set;
-7. ``job``: one real job, a one-task array that renders one frame into a
-   scratch folder and must leave the frame and its log (submit/check_job.py);
-8. ``accounting``: ``sacct`` lists that job once it has ended (slurmdbd
-   learns of it a moment later: the check waits up to :data:`ACCOUNTING_WAIT`
-   seconds).
-
-The exit status is 0 only when every check passed, 1 otherwise. A cluster
-without accounting fails the last check: episode 5 reads ``sacct``, though its
-run report falls back to the task timing files; the line and the summary say
-that only episode 5 needs it. Light on the scheduler: one ``scontrol show
-config``, two ``sbatch --test-only``, one job, a few ``squeue`` and ``sacct``.
+The exit status is 0 only when every check passed, 1 otherwise; a note never fails. A
+cluster without accounting fails the last check, and the line and the summary say that
+only episode 5 needs it. Light on the scheduler: one ``scontrol show config``, two to
+four ``sbatch --test-only``, one job, a few ``squeue``, ``sacct`` and ``sacctmgr``.
 """
 
 from __future__ import annotations
@@ -32,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -47,6 +39,7 @@ from volcano_gif.errors import UsageError
 from volcano_gif.layout import ARRAY_SCRIPT, ASSEMBLY_SCRIPT, RENDER_SCRIPT
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.submit.check_job import JobOutcome, refusal_hint, run_job, scratch_folder
+from volcano_gif.submit.polling import poll_until
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +69,7 @@ class Status(Enum):
     OK = "ok"
     FAIL = "FAIL"
     SKIP = "skip"
+    NOTE = "note"  # a site's setting that changes what the lesson shows; never a failure
 
 
 @dataclass(frozen=True)
@@ -136,13 +130,11 @@ def check_packages() -> Result:
     try:
         import imageio_ffmpeg
 
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        run([ffmpeg, "-hide_banner", "-version"])
+        run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-version"])
     except (RuntimeError, OSError) as error:
-        said = _first_line(error)
         return _fail(
             "packages",
-            f"the ffmpeg of imageio-ffmpeg does not run ({said}): "
+            f"the ffmpeg of imageio-ffmpeg does not run ({_first_line(error)}): "
             "reinstall it (pip install --force-reinstall imageio-ffmpeg)",
         )
     return _ok("packages", f"{', '.join(RUNTIME_IMPORTS)} import; imageio-ffmpeg's ffmpeg runs")
@@ -166,32 +158,25 @@ def check_jq() -> Result:
 def check_slurm() -> tuple[Result, slurm.ClusterConfig | None]:
     missing = slurm.missing_clients()
     if missing:
-        names = ", ".join(missing)
         configured = slurm.configuration_file()
-        if configured is not None:
-            text = (
-                f"{names} not on PATH, though Slurm is configured here ({configured}): load "
-                "your site's Slurm module (`module avail slurm`), or ask your site"
-            )
-        else:
-            text = (
-                f"{names} not on PATH, and no Slurm is configured here: run the check on your "
-                'cluster\'s login node (no cluster? see "No cluster?" in the lesson)'
-            )
-        return _fail("slurm", text), None
+        where = (
+            f"though Slurm is configured here ({configured}): load your site's Slurm module "
+            "(`module avail slurm`), or ask your site"
+            if configured
+            else "and no Slurm is configured here: run the check on your cluster's login node "
+            '(no cluster? see "No cluster?" in the lesson)'
+        )
+        return _fail("slurm", f"{', '.join(missing)} not on PATH, {where}"), None
     try:
         config = slurm.read_config()
     except slurm.SlurmError as error:
-        if slurm.configuration_file() is None:
-            hint = (
-                "this machine has Slurm's clients but no cluster configured (no SLURM_CONF, no "
-                f"{slurm.DEFAULT_CONFIGURATION}): run the check on your cluster's login node"
-            )
-        else:
-            hint = (
-                "try `sinfo`; if it fails too, the cluster is down or cannot be reached from "
-                "here: ask your site"
-            )
+        hint = (
+            "this machine has Slurm's clients but no cluster configured (no SLURM_CONF, no "
+            f"{slurm.DEFAULT_CONFIGURATION}): run the check on your cluster's login node"
+            if slurm.configuration_file() is None
+            else "try `sinfo`; if it fails too, the cluster is down or cannot be reached from "
+            "here: ask your site"
+        )
         return _fail("slurm", f"the controller does not answer ({error.said}): {hint}"), None
     version = f"Slurm {config.version}" if config.version else "Slurm"
     return _ok("slurm", f"{version}: the controller answers ({shutil.which('sbatch')})"), config
@@ -199,29 +184,27 @@ def check_slurm() -> tuple[Result, slurm.ClusterConfig | None]:
 
 def check_script(paths: ProjectPaths, script: str) -> Result:
     try:
-        answer = slurm.test_only(["sbatch", str(paths.root / script)])
+        answer = slurm.test_only(_test_only(paths, script))
     except slurm.SlurmError as error:
-        hint = refusal_hint(error.said)
+        site = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("SBATCH_"))
+        settings = " ".join(site) or "no SBATCH_* variable set"
         return _fail(
             script,
-            f"sbatch --test-only refuses it, {_site_settings()}: {error.said}. {hint}",
+            f"sbatch --test-only refuses it, with {settings}: {error.said}. "
+            f"{refusal_hint(error.said)}",
         )
     return _ok(script, f"sbatch --test-only: {answer}")
 
 
-def _site_settings() -> str:
-    """The SBATCH_* variables set in this shell, as ``with SBATCH_X=...``."""
-    settings = sorted(
-        (name, value) for name, value in os.environ.items() if name.startswith("SBATCH_")
-    )
-    if not settings:
-        return "with no SBATCH_* variable set"
-    return "with " + " ".join(f"{name}={value}" for name, value in settings)
+def _test_only(paths: ProjectPaths, script: str) -> list[str]:
+    """The script as the lesson's 24-frame runs submit it (a limit may refuse its 360 tasks)."""
+    lesson = ["--array=1-24"] if script == ARRAY_SCRIPT else []
+    return ["sbatch", *lesson, str(paths.root / script)]
 
 
 def check_accounting(config: slurm.ClusterConfig, job: JobOutcome | None) -> Result:
     if not config.accounting:
-        storage = config.accounting_storage or "not set"
+        storage = config.settings.get("AccountingStorageType") or "not set"
         return _fail(
             "accounting",
             f"this cluster keeps no accounting (AccountingStorageType={storage}): sacct has "
@@ -229,35 +212,78 @@ def check_accounting(config: slurm.ClusterConfig, job: JobOutcome | None) -> Res
             "task timing files (and says so); to follow it with sacct, ask your site for job "
             "accounting (slurmdbd) with your user in it",
         )
-    if job is None or job.job_id is None:
-        return Result("accounting", Status.SKIP, "not run: the check's job was not submitted")
-    if not job.ended:
-        return Result("accounting", Status.SKIP, "not run: the check's job did not end")
-    deadline = time.monotonic() + ACCOUNTING_WAIT
-    interval = 1.0
-    seen = ""
-    while True:
-        try:
-            usages = sacct.sacct_usage([job.job_id], since=job.since)
-        except slurm.SlurmError as error:
-            return _fail(
-                "accounting",
-                f"sacct does not answer ({error.said}). Only episode 5 needs it: ask your site "
-                "whether accounting (slurmdbd) is up and your user is in it",
-            )
-        states = [usage.line.state for usage in usages if usage.line.task == 1]
-        if states and states[0] in slurm.ENDED_STATES:
-            return _ok("accounting", f"sacct lists job {job.job_id}_1 as {states[0]}")
-        seen = f" (it lists it as {states[0]})" if states else ""
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
-        interval *= 2
+    if job is None or job.job_id is None or not job.ended:
+        why = "did not end" if job and job.job_id else "was not submitted"
+        return Result("accounting", Status.SKIP, f"not run: the check's job {why}")
+    job_id, since = job.job_id, job.since
+
+    def look() -> str:  # the state of its task, as sacct lists it ("": not yet)
+        usages = sacct.sacct_usage([job_id], since=since)
+        return next((usage.line.state for usage in usages if usage.line.task == 1), "")
+
+    ended = slurm.ENDED_STATES
+    try:
+        seen = poll_until(look, lambda s: s in ended, time.sleep, 1, give_up_after=ACCOUNTING_WAIT)
+    except slurm.SlurmError as error:
+        return _fail(
+            "accounting",
+            f"sacct does not answer ({error.said}). Only episode 5 needs it: ask your site "
+            "whether accounting (slurmdbd) is up and your user is in it",
+        )
+    if seen in ended:
+        return _ok("accounting", f"sacct lists job {job_id}_1 as {seen}")
+    listed = f" (it lists it as {seen})" if seen else ""
     return _fail(
         "accounting",
-        f"sacct does not list job {job.job_id} as ended after {ACCOUNTING_WAIT:.0f} s{seen}: "
+        f"sacct does not list job {job_id} as ended after {ACCOUNTING_WAIT:.0f} s{listed}: "
         "slurmdbd may be slow or down. Only episode 5 needs it: ask your site",
     )
+
+
+#: The site's settings that change what the lesson shows: a ``note`` where the site's value
+#: matches the pattern (differs from the lesson's), with what changes and what to do.
+SITE_NOTES = {
+    "DependencyParameters": (
+        "kill_invalid_depend",
+        "Slurm cancels a job whose dependency can never be met ('Job has already finished'): "
+        "learners keep --kill-on-invalid-dep=no where the lesson gives it (episode 2)",
+    ),
+    "PrivateData": (
+        "jobs",
+        "each user sees only their own jobs: helpers read a learner's squeue --me on the "
+        "learner's screen",
+    ),
+    "MaxArraySize": (
+        "^(?!1001$)",
+        "array indices stop at {last}, not 1000: episode 6 shows other numbers, and "
+        "exercise 1.1 needs 360",
+    ),
+    "MinJobAge": ("^(?!300 )", "ended jobs leave squeue after {value}, not 300 s: then only sacct"),
+}
+
+
+def site_notes(paths: ProjectPaths, config: slurm.ClusterConfig) -> list[Result]:
+    """This site's settings that change what the lesson shows. Read-only: its configuration,
+    sbatch --test-only without each SBATCH_PARTITION or SBATCH_ACCOUNT set, sacctmgr."""
+    last = config.max_array_size - 1
+    notes = [
+        Result(f"{key}={value}", Status.NOTE, text.format(value=value, last=last))
+        for key, (pattern, text) in SITE_NOTES.items()
+        if re.search(pattern, value := config.settings.get(key, "")) and value
+    ]
+    for name in [name for name in ("SBATCH_PARTITION", "SBATCH_ACCOUNT") if os.environ.get(name)]:
+        value = os.environ.pop(name)  # is it needed? sbatch --test-only without it
+        try:
+            slurm.test_only(_test_only(paths, ARRAY_SCRIPT))
+        except slurm.SlurmError as error:
+            text = f"needed: without it, sbatch says: {error.said}; export it in every shell"
+            notes.append(Result(f"{name}={value}", Status.NOTE, text))
+        os.environ[name] = value
+    limit = slurm.submit_limit() if config.accounting else None
+    if limit is not None:
+        text = f"{limit.limit} jobs queued per learner, each array task one; the lesson needs 40"
+        notes.append(Result(limit.source, Status.NOTE, text))
+    return notes
 
 
 def _first_line(error: BaseException) -> str:
@@ -295,6 +321,7 @@ def run_checks(paths: ProjectPaths, timeout: float) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    results = [result for result in results if result.status is not Status.NOTE]
     print(summary(results), flush=True)
     return 0 if all(result.status is Status.OK for result in results) else EXIT_FAILURE
 
@@ -314,13 +341,12 @@ def _run_checks(paths: ProjectPaths, timeout: float, report: Callable[[Result], 
             scripts = [report(check_script(paths, script)) for script in names[:2]]
             needed = [python, packages, scripts[0]]
             failed = [result for result in needed if result.status is not Status.OK]
-            job = None
-            if failed:
-                report(_skip("job", failed))
-            else:
-                job = run_job(paths, scratch, timeout)
-                report(Result("job", Status.OK if job.passed else Status.FAIL, job.text))
+            job = None if failed else run_job(paths, scratch, timeout)
+            status = Status.OK if job and job.passed else Status.FAIL
+            report(_skip("job", failed) if job is None else Result("job", status, job.text))
             report(check_accounting(config, job))
+            for note in site_notes(paths, config):
+                report(note)
 
 
 def summary(results: list[Result]) -> str:

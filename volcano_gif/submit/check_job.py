@@ -17,7 +17,9 @@ queued then is cancelled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import operator
 import os
 import shutil
 import sys
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from volcano_gif import slurm
+from volcano_gif.commands import last_line
 from volcano_gif.errors import UsageError
 from volcano_gif.layout import (
     ARRAY_SCRIPT,
@@ -38,6 +41,7 @@ from volcano_gif.layout import (
     SLURM_ARRAY_LOG_OUT,
 )
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.submit.polling import poll_until
 from volcano_gif.task.frames import inspect_frame
 
 logger = logging.getLogger(__name__)
@@ -66,33 +70,19 @@ _FAILED_HINT = (
     "activate the venv (source .venv/bin/activate) before you run the check and sbatch"
 )
 #: What to do about a refusal by sbatch, by the first words of it found in sbatch's message.
-_REFUSAL_HINTS = (
-    (
-        "violates accounting/qos policy",
-        "a limit of your account or QOS refuses it (time, size "
-        "or jobs queued): ask your site which one",
-    ),
-    (
-        "invalid account",
-        "set SBATCH_ACCOUNT to your project's account (export "
-        "SBATCH_ACCOUNT=<name>; `sacctmgr show assoc user=$USER format=account` lists yours)",
-    ),
-    (
-        "partition",
-        "set SBATCH_PARTITION to a partition that `sinfo` lists (export SBATCH_PARTITION=<name>)",
-    ),
-    (
-        "qos",
-        "set SBATCH_QOS to a QOS your account may use (`sacctmgr show assoc user=$USER "
-        "format=qos` lists them)",
-    ),
-    ("reservation", "check SBATCH_RESERVATION against `scontrol show reservation`"),
-    (
-        "time limit",
-        "the partition allows less time than the script asks for (--time): choose "
-        "another partition (SBATCH_PARTITION) or ask your site",
-    ),
-)
+_REFUSAL_HINTS = {
+    "violates accounting/qos policy": "a limit of your account or QOS refuses it (time, size "
+    "or jobs queued): ask your site which one",
+    "invalid account": "set SBATCH_ACCOUNT to your project's account (export SBATCH_ACCOUNT="
+    "<name>; `sacctmgr show assoc user=$USER format=account` lists yours)",
+    "partition": "set SBATCH_PARTITION to a partition that `sinfo` lists (export "
+    "SBATCH_PARTITION=<name>)",
+    "qos": "set SBATCH_QOS to a QOS your account may use (`sacctmgr show assoc user=$USER "
+    "format=qos` lists them)",
+    "reservation": "check SBATCH_RESERVATION against `scontrol show reservation`",
+    "time limit": "the partition allows less time than the script asks for (--time): choose "
+    "another partition (SBATCH_PARTITION) or ask your site",
+}
 _REFUSAL_HINT = (
     "fix what sbatch says; site settings go in SBATCH_ACCOUNT, SBATCH_PARTITION, SBATCH_QOS "
     "(episode 6 of the lesson)"
@@ -102,7 +92,7 @@ _REFUSAL_HINT = (
 def refusal_hint(said: str) -> str:
     """What to do about sbatch's refusal ``said``, as a sentence."""
     lowered = said.lower()
-    hint = next((text for words, text in _REFUSAL_HINTS if words in lowered), _REFUSAL_HINT)
+    hint = next((text for words, text in _REFUSAL_HINTS.items() if words in lowered), _REFUSAL_HINT)
     return hint[0].upper() + hint[1:]
 
 
@@ -132,7 +122,7 @@ def scratch_folder(paths: ProjectPaths) -> Iterator[ProjectPaths]:
             f"cannot make the check's scratch folder in {paths.root} ({error.strerror}): "
             "run the check in your own clone of the project"
         ) from None
-    saved = {name: os.environ.get(name) for name in ("MPLCONFIGDIR", "VOLCANO_PYTHON")}
+    saved = dict(os.environ)
     try:
         scratch.data_file.parent.mkdir()
         shutil.copyfile(paths.data_file, scratch.data_file)
@@ -142,11 +132,8 @@ def scratch_folder(paths: ProjectPaths) -> Iterator[ProjectPaths]:
         os.environ.setdefault("VOLCANO_PYTHON", sys.executable)
         yield scratch
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        os.environ.clear()  # as it was
+        os.environ.update(saved)
         shutil.rmtree(scratch.root, ignore_errors=True)
 
 
@@ -173,14 +160,17 @@ def run_job(paths: ProjectPaths, scratch: ProjectPaths, timeout: float) -> JobOu
         logger.info(
             "submitted job %s (one frame); waiting up to %.0f s for it to end", job, timeout
         )
-        lines, ended = _wait(job, timeout)
+        look = functools.partial(slurm.job_lines, [job])  # one squeue per look
+        lines = poll_until(
+            look, _all_ended, time.sleep, FIRST_POLL, LAST_POLL, give_up_after=timeout
+        )
+        ended = _all_ended(lines)
     finally:
         if not ended:  # timed out, or interrupted (Ctrl-C): leave nothing queued
             with contextlib.suppress(slurm.SlurmError):
                 slurm.cancel([job])
     if not ended:
-        line = lines[-1] if lines else None
-        where = f"{line.state} ({line.reason})" if line else "queued"
+        where = f"{lines[-1].state} ({lines[-1].reason})" if lines else "queued"
         text = (
             f"job {job} was still {where} after {timeout:.0f} s, and is cancelled: the queue "
             "may be busy (run the check again later, or with a longer --timeout), or the job "
@@ -190,23 +180,14 @@ def run_job(paths: ProjectPaths, scratch: ProjectPaths, timeout: float) -> JobOu
     return JobOutcome(*_judge(job, lines, scratch), job, since)
 
 
-def _wait(job: str, timeout: float) -> tuple[list[slurm.JobLine], bool]:
-    """Poll squeue until every line of ``job`` has ended; (its lines, whether it ended)."""
-    deadline = time.monotonic() + timeout
-    interval = FIRST_POLL
-    while True:
-        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
-        lines = slurm.job_lines([job])
-        if all(line.state in slurm.ENDED_STATES for line in lines):  # none: forgotten, ended
-            return lines, True
-        if time.monotonic() >= deadline:
-            return lines, False
-        interval = min(interval * 2, LAST_POLL)
+def _all_ended(lines: list[slurm.JobLine]) -> bool:
+    return all(line.state in slurm.ENDED_STATES for line in lines)  # none: forgotten, ended
 
 
 def _judge(job: str, lines: list[slurm.JobLine], scratch: ProjectPaths) -> tuple[bool, str]:
-    out, err = (
-        _log(scratch, pattern, job) for pattern in (SLURM_ARRAY_LOG_OUT, SLURM_ARRAY_LOG_ERR)
+    out, err = (  # its logs: the patterns with its name, job id and task
+        scratch.root / log.replace("%x", JOB_NAME).replace("%A", job).replace("%a", "1")
+        for log in (SLURM_ARRAY_LOG_OUT, SLURM_ARRAY_LOG_ERR)
     )
     state = next((line.state for line in lines if line.task == 1), lines[0].state if lines else "")
     if state and state != "COMPLETED":
@@ -229,31 +210,22 @@ def _missing_files(scratch: ProjectPaths, *logs: Path) -> str | None:
     On a shared filesystem a file written on a node can show on the login node
     a few seconds late: look again, once a second, for up to LATENCY_WAIT seconds.
     """
-    deadline = time.monotonic() + LATENCY_WAIT
-    while True:
+
+    def look() -> list[str]:
         missing = [f"its log {path.name} is missing" for path in logs if not path.is_file()]
         problem = inspect_frame(scratch.frame(1), 1, 1, DEFAULT_SIZE)
         if problem is not None:
             missing.append(
                 f"its frame {scratch.relative(scratch.frame(1))} is {problem.verdict.value}"
             )
-        if not missing:
-            return None
-        if time.monotonic() >= deadline:
-            return missing[0]
-        time.sleep(1.0)
+        return missing
 
-
-def _log(scratch: ProjectPaths, pattern: str, job: str) -> Path:
-    """The log file of the check's job: ``pattern`` with its name, job id and task."""
-    name = pattern.replace("%x", JOB_NAME).replace("%A", job).replace("%a", "1")
-    return scratch.root / name
+    missing = poll_until(look, operator.not_, time.sleep, 1.0, 1.0, give_up_after=LATENCY_WAIT)
+    return missing[0] if missing else None
 
 
 def _last_line(path: Path) -> str:
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        return last_line(path.read_text(errors="replace"))
     except OSError:
         return ""
-    said = [line.strip() for line in lines if line.strip()]
-    return said[-1] if said else ""
