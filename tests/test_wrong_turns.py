@@ -279,7 +279,7 @@ def test_assembling_or_resuming_a_complete_run_says_so_and_changes_nothing(proje
     assert "is complete: output/gifs/volcano.mp4" in again.stderr
     resumed = run(["bash", "submit-gif-job", "--local", "--resume"], project)
     assert resumed.returncode == 0, resumed.stderr
-    assert "nothing to render" in resumed.stdout
+    assert "nothing to render" in resumed.stderr
     assert folder_state(project) == before
 
 

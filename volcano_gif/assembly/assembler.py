@@ -155,11 +155,7 @@ def assemble(
     parameters = Parameters.of(frame_count, size, gif_width)
     record = record_of_this_run(paths, parameters)
     if record is not None and run_is_complete(paths, record):
-        logger.info("%s", complete_line(record, "assemble"))
-        mp4, gif, archive = (
-            paths.root / record.outputs[name].path for name in ("mp4", "gif", "archive")
-        )
-        return AssemblyResult(mp4, gif, archive, frames_deleted=0)
+        return complete_run(paths, record, "assemble")
     if record is None:  # jobs of one's own: a failure writes a record, for --resume
         with stop_on_signals():
             try:
@@ -170,6 +166,13 @@ def assemble(
     started(paths, record.run_id)
     with recording_failures(paths, record.run_id):
         return _assemble(paths, parameters, record, now or datetime.now(), latency_wait)
+
+
+def complete_run(paths: ProjectPaths, record: RunRecord, left: str) -> AssemblyResult:
+    """A complete run's outputs, for a command that has nothing ``left`` to do: it says so."""
+    logger.info("%s", complete_line(record, left))
+    mp4, gif, archive = (paths.root / record.outputs[key].path for key in ("mp4", "gif", "archive"))
+    return AssemblyResult(mp4, gif, archive, frames_deleted=0)
 
 
 def _assemble(

@@ -24,7 +24,7 @@ from multiprocessing.queues import SimpleQueue
 from pathlib import Path
 
 from volcano_gif.arguments import EXIT_CANCELLED
-from volcano_gif.assembly.assembler import AssemblyResult, assemble
+from volcano_gif.assembly.assembler import AssemblyResult, assemble, complete_run
 from volcano_gif.errors import UsageError
 from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, RESUME_COMMAND
 from volcano_gif.local.progress import FrameProgress
@@ -37,7 +37,7 @@ from volcano_gif.run.guard import (
     holding_folder,
     refuse_frames_of_other_runs,
 )
-from volcano_gif.run.lifecycle import complete_line, run_is_complete
+from volcano_gif.run.lifecycle import run_is_complete
 from volcano_gif.run.record import Mode, Parameters, RunRecord
 from volcano_gif.stage_times import children_peak_mib, peak_memory_mib
 from volcano_gif.task.frames import check_frames
@@ -249,21 +249,19 @@ def run_local(
     resume: bool = False,
     force: bool = False,
     command: list[str] | None = None,
-) -> AssemblyResult | None:
+) -> AssemblyResult:
     """Render on all cores, then assemble whatever the renders' outcome.
 
     With ``resume``, the parameters come from ``output/run.json`` and only the
-    missing or broken frames are rendered; a complete run is said so, and None
-    returned. The result's ``times`` hold the render stage and the assembly's
-    stages. ``command``, the command line that started the run, goes into its record.
+    missing or broken frames are rendered; a complete run is said so. The
+    result's ``times`` hold the render stage and the assembly's stages. ``command``, the command line that started the run, goes into its record.
     """
     parameters = Parameters.of(frame_count, size, gif_width)
     check_writable(paths.output)
     found = claim_record(paths, resume=resume)
     with holding_folder(paths, "a local run"):
         if resume and found is not None and run_is_complete(paths, found):
-            print(complete_line(found, "render"))
-            return None
+            return complete_run(paths, found, "render")
         record, todo = _begin(paths, parameters, found, resume=resume, force=force, command=command)
         parameters = record.parameters
         with lifecycle.recording_failures(paths, record.run_id):
@@ -329,8 +327,6 @@ def run_local_command(
         )
     except RunCancelledError:
         return EXIT_CANCELLED
-    if result is None:  # complete already
-        return 0
     for path in (result.mp4, result.gif, result.archive):
         print(path)
     return 0
