@@ -254,7 +254,8 @@ def run_local(
 
     With ``resume``, the parameters come from ``output/run.json`` and only the
     missing or broken frames are rendered; a complete run is said so. The
-    result's ``times`` hold the render stage and the assembly's stages. ``command``, the command line that started the run, goes into its record.
+    result's ``times`` hold the render stage and the assembly's stages. ``command``,
+    the command line that started the run, goes into its record.
     """
     parameters = Parameters.of(frame_count, size, gif_width)
     check_writable(paths.output)
