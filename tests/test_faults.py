@@ -189,10 +189,11 @@ def test_3600_frames_fit_under_max_array_size_101(fault_slurm: Cluster, project:
     record = require_record(ProjectPaths(project))
     assert record.state == "assembled", record.error
     (submission,) = record.submissions
-    assert submission.commands[0][:4] == [
+    assert submission.commands[0][:5] == [
         "sbatch",
         "--parsable",
         "--array=1-100",
+        f"--comment=volcano-gif:run:{record.run_id}",
         "generate_frames.slurm",
     ]
     assert "--frames-per-task" in submission.commands[0]
