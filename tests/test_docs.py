@@ -67,6 +67,16 @@ def test_the_guide_s_cluster_commands_run(tmp_path: Path) -> None:
         assert submitted == (0 if "--dry-run" in words else 2), command
 
 
+def test_the_guide_s_local_dry_run_is_what_it_prints(project: Path) -> None:
+    page = (GUIDE / "watching.md").read_text()
+    command = _fenced(page, "A dry run on this machine").strip()
+    result = run(command.split(), cwd=project)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.replace(str(project), "/home/me/volcano")
+    printed = re.sub(r"on \d+ worker processes", "on 2 worker processes", printed)
+    assert printed == _fenced(page, command, "text")
+
+
 def test_the_guide_s_missing_frames_example_is_what_the_assembler_prints() -> None:
     page = (GUIDE / "missing-frames.md").read_text()
     shown = _fenced(page, "# When frames are missing", "").strip().splitlines()
