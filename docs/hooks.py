@@ -337,10 +337,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 def _spread(entry: Any, pages: list[str]) -> list[Any]:
     """The lesson's home in the navigation becomes all of its pages."""
+    lesson = [{"Overview": LESSON}, *pages[1:]]
     if entry == LESSON:
-        return [{"Overview": LESSON}, *pages[1:]]
+        return lesson
     if isinstance(entry, dict) and list(entry.values()) == [LESSON]:
-        return [{key: pages} for key in entry]
+        return [{key: lesson} for key in entry]
     return [entry]
 
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,10 +259,20 @@ def test_every_output_carries_its_label_and_each_tab_shows_its_own(
         found = [(label, text.rstrip("\n")) for label, text in _shown_outputs(driver)]
         assert found == [(label, text.rstrip("\n")) for label, text in expected], page.path
     episode = next(page.path for page in PAGES if "2-dependencies" in page.path)
-    driver = _open(browser, episode)
-    labels = driver.execute_script("return document.querySelector('.tabbed-set')")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", labels)
-    driver.save_screenshot(str(screenshots / "episode-2-version-tabs.png"))
+    for size, name in ((DESKTOP, "episode-2-version-tabs"), (PHONE, "episode-2-phone")):
+        _screenshot(_open(browser, episode, size), ".tabbed-set", screenshots / f"{name}.png")
+
+
+def _screenshot(driver: Any, selector: str, target: Path) -> None:
+    """The viewport with the first ``selector`` in its middle, its first tab chosen."""
+    driver.execute_script(
+        "const shown = document.querySelector(arguments[0]);"
+        "shown.querySelector('.tabbed-labels > label')?.click();"
+        "shown.scrollIntoView({block: 'center'});",
+        selector,
+    )
+    time.sleep(1)  # the header's title slides in as the page scrolls: a still picture
+    driver.save_screenshot(str(target))
 
 
 def test_the_diagrams_are_drawn_as_svg(browser: tuple[Any, str], screenshots: Path) -> None:
@@ -281,8 +292,7 @@ def test_the_diagrams_are_drawn_as_svg(browser: tuple[Any, str], screenshots: Pa
             assert title is not None
             assert title[1] in svg
             assert "afterany" in svg
-        driver.execute_script("document.querySelector('div.mermaid').scrollIntoView()")
-        driver.save_screenshot(str(screenshots / f"diagram-{Path(page.path).stem}.png"))
+        _screenshot(driver, "div.mermaid", screenshots / f"diagram-{Path(page.path).stem}.png")
 
 
 def test_every_page_fits_a_phone_and_loads_nothing_from_elsewhere(
@@ -312,3 +322,17 @@ def test_every_page_fits_a_phone_and_loads_nothing_from_elsewhere(
         if page in {"guide/index.html", "tutorial.html"}:
             name = "guide-home" if page.startswith("guide") else "lesson-home"
             driver.save_screenshot(str(screenshots / f"{name}-phone.png"))
+
+
+def test_search_finds_a_word_of_the_lesson(browser: tuple[Any, str]) -> None:
+    driver = _open(browser, "index.md")
+    driver.find_element("css selector", "label.md-search__icon, .md-search__input").click()
+    driver.find_element("css selector", "input.md-search__input").send_keys(
+        "DependencyNeverSatisfied"
+    )
+
+    def found() -> list[str]:
+        items = driver.find_elements("css selector", ".md-search-result__item a")
+        return [item.get_attribute("href") for item in items]
+
+    assert any("2-dependencies" in link for link in waited(found, what="search results"))
