@@ -73,7 +73,7 @@ def output_labels(conditions: list[list[str]]) -> list[str]:
         parts = [f"Slurm {_version(max(since))} and later"] if since else []
         parts += [f"before {_version(min(before))}"] if before else []
         parts += [SITE_LABEL] if "site" in own else []
-        labels.append(", ".join(parts))
+        labels.append(", ".join(parts) or ("other Slurm versions" if len(conditions) > 1 else ""))
     return labels
 
 

@@ -128,7 +128,12 @@ def test_output_labels_say_which_version_or_site_each_output_is_for() -> None:
         "before 23.02",
     ]
     assert hooks.output_labels([["site"]]) == ["on your site this differs"]
-    assert hooks.output_labels([[]]) == [""]
+    assert hooks.output_labels([[]]) == [""]  # the plain "output"
+    assert hooks.output_labels([["slurm>=26.05"], []]) == [
+        "Slurm 26.05 and later",
+        "before 26.05",
+    ]
+    assert hooks.output_labels([[], ["slurm<23.02"]]) == ["other Slurm versions", "before 23.02"]
     # A third version: each block holds from its own version up to an earlier block's.
     assert hooks.output_labels([["slurm>=26.05"], ["slurm>=23.02", "site"], ["slurm<23.02"]]) == [
         "Slurm 26.05 and later",

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 _STDERR_TAIL = 2000
 #: How often a command is looked at: its memory high-water mark, its time.
 _POLL_SECONDS = 0.01
-_PATIENCE = 3.0  # seconds before a command with a timeout is said to be awaited
+_PATIENCE = 3.0  # a command with a timeout is said to be awaited after this or a fifth of it
 
 
 class CommandError(RuntimeError):
@@ -106,12 +106,12 @@ def _waited(
     process: subprocess.Popen[bytes], args: Sequence[str], measure: bool, timeout: float | None
 ) -> tuple[int, float]:
     """``process``'s exit code, and its peak memory in MiB if ``measure`` (else 0); with a
-    ``timeout``, it is said to be awaited after 3 s, and killed (124) after ``timeout`` s."""
+    ``timeout``, it is said to be awaited (after 3 s or a fifth of it), then killed (124)."""
     peak, began, said = 0.0, time.monotonic(), False
     while process.poll() is None:
         peak = max(peak, _high_water_mib(process.pid)) if measure else 0.0
         waited = time.monotonic() - began
-        if timeout is not None and waited > _PATIENCE and not said:
+        if timeout is not None and waited > max(_PATIENCE, timeout / 5) and not said:
             said = True
             logger.warning("waiting for %s to answer (up to %.0f s)", shlex.join(args), timeout)
         if timeout is not None and waited > timeout:
