@@ -346,10 +346,12 @@ def _spread(entry: Any, pages: list[str]) -> list[Any]:
 
 
 def on_page_markdown(markdown: str, page: MkDocsPage, **_: Any) -> str:
-    """Every page but the lesson's (whose lists nest nothing) with its lists for Python-Markdown."""
+    """Links to the README made links to the home page; lists made for Python-Markdown
+    (not in the lesson's pages: their lists nest nothing)."""
     if page.file.src_uri == LESSON or page.file.src_uri.startswith(f"{FOLDER}/"):
         return markdown
-    return four_space_lists(markdown)
+    up = "../" * page.file.src_uri.count("/")  # README.md is the site's index.md
+    return four_space_lists(markdown.replace(f"]({up}../README.md", f"]({up}index.md"))
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:

@@ -144,8 +144,12 @@ def test_output_labels_say_which_version_or_site_each_output_is_for() -> None:
 
 # ------------------------------------------------------------------ in a real browser
 @pytest.fixture(scope="session")
-def screenshots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("site-screenshots")
+def screenshots(request: pytest.FixtureRequest) -> Path:
+    """The last run's screenshots, in this checkout's .cache/ (pytest's own temporary
+    folders are removed by later sessions: three are kept, whoever runs them)."""
+    folder = REPO / ".cache/site-screenshots"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     request.config.stash[SCREENSHOTS] = folder
     return folder
 
