@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from tests.browser import SCREENSHOTS
 from tests.fakes import fake_slurm_env
 from tests.helpers import REPO, copy_project
 from volcano_gif.paths import ProjectPaths
@@ -52,3 +53,12 @@ def rendered_project(project: Path, small_frames: Path) -> ProjectPaths:
 def fake_env(tmp_path: Path) -> dict[str, str]:
     """Fake sbatch, scontrol, squeue and scancel first on PATH; calls in tmp_path/slurm.log."""
     return fake_slurm_env(tmp_path)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Name the folder of the site's screenshots, where the browser tests took some."""
+    folder = config.stash.get(SCREENSHOTS, None)
+    if folder is not None and any(folder.iterdir()):
+        terminalreporter.write_line(f"the site's screenshots: {folder}")

@@ -87,6 +87,9 @@ if "FAKE_SACCT_OUTPUT" not in os.environ:
 print(os.environ["FAKE_SACCT_OUTPUT"].replace(";", "\\n"))
 """,
     "scontrol": """
+if os.environ.get("FAKE_SCONTROL_HANGS") == "1":  # as when DNS never answers its SRV query
+    import time
+    time.sleep(300)
 if unreachable:
     print("slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)",
           file=sys.stderr)

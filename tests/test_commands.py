@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pytest
 
 from volcano_gif.commands import CommandError, last_line, on_one_line, run, run_capturing
@@ -35,3 +38,19 @@ def test_what_a_command_said_on_one_line() -> None:
     assert on_one_line(said) == "sbatch: error: first / sbatch: error: last"
     assert last_line(said) == "sbatch: error: last"
     assert (on_one_line(" \n"), last_line("")) == ("", "")
+
+
+def test_a_command_with_a_time_limit_is_said_to_be_awaited_then_killed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert run_capturing(["sh", "-c", "echo quick"], timeout=60) == ("quick\n", "")
+    assert caplog.records == []
+    began = time.monotonic()
+    with caplog.at_level(logging.INFO), pytest.raises(CommandError) as raised:
+        run_capturing(["sleep", "300"], timeout=4)
+    assert time.monotonic() - began < 60  # not the 300 s it asked for
+    assert raised.value.returncode == 124
+    assert raised.value.stderr == "sleep: no answer in 4 s"
+    assert [record.getMessage() for record in caplog.records] == [
+        "waiting for sleep 300 to answer (up to 4 s)"
+    ]

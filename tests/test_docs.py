@@ -1,7 +1,7 @@
-"""The README and the tutorial stay true: their commands run, their examples match the code.
+"""The README, the guide and the tutorial stay true: their commands run, their examples match.
 
 The tutorial's blocks themselves run in docs/ (tests/tutorial.py); here: its
-shape, the README's GIF and commands, and the README's error example.
+shape, the README's GIF and commands, and the guide's commands and error example.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from volcano_gif.submit import check
 
 README = (REPO / "README.md").read_text()
 TUTORIAL = (REPO / "docs/tutorial.md").read_text()
+GUIDE = REPO / "docs/guide"
 
 
 def _fenced(text: str, after: str, language: str = "bash") -> str:
@@ -48,8 +49,8 @@ def test_the_readme_gif_is_what_its_command_makes(project: Path) -> None:
         assert made.info["duration"] == shown.info["duration"]
 
 
-def test_the_readme_cluster_commands_run(tmp_path: Path) -> None:
-    block = _fenced(README, "## Running it on a cluster")
+def test_the_guide_s_cluster_commands_run(tmp_path: Path) -> None:
+    block = _fenced((GUIDE / "cluster.md").read_text(), "# Running it on a cluster")
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
     assert len(commands) == 7
     for index, command in enumerate(commands):
@@ -69,8 +70,19 @@ def test_the_readme_cluster_commands_run(tmp_path: Path) -> None:
         assert submitted == (0 if "--dry-run" in words else 2), command
 
 
-def test_the_readme_missing_frames_example_is_what_the_assembler_prints() -> None:
-    shown = _fenced(README, "## When frames are missing", "").strip().splitlines()
+def test_the_guide_s_local_dry_run_is_what_it_prints(project: Path) -> None:
+    page = (GUIDE / "watching.md").read_text()
+    command = _fenced(page, "A dry run on this machine").strip()
+    result = run(command.split(), cwd=project)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.replace(str(project), "/home/me/volcano")
+    printed = re.sub(r"on \d+ worker processes", "on 2 worker processes", printed)
+    assert printed == _fenced(page, command, "text")
+
+
+def test_the_guide_s_missing_frames_example_is_what_the_assembler_prints() -> None:
+    page = (GUIDE / "missing-frames.md").read_text()
+    shown = _fenced(page, "# When frames are missing", "").strip().splitlines()
     root = Path("/home/me/volcano")
     paths = ProjectPaths(root)
     problems = {17: f"missing: {paths.frame(17)}"}
@@ -324,6 +336,9 @@ def test_the_tutorial_pictures_exist() -> None:
         assert (REPO / "docs" / picture).is_file(), picture
     for picture in re.findall(r"\]\((docs/[^)]+)\)", README):
         assert (REPO / picture).is_file(), picture
+    for page in GUIDE.glob("*.md"):
+        for picture in re.findall(r"\]\((\.\./images/[^)]+)\)", page.read_text()):
+            assert (GUIDE / picture).is_file(), f"{page.name}: {picture}"
 
 
 def test_the_readme_exit_status_table_is_the_codes_the_commands_return() -> None:

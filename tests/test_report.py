@@ -11,6 +11,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -232,6 +233,48 @@ def test_timeline_decodes_at_its_size(tmp_path: Path) -> None:
     with Image.open(report.timeline_png) as image:
         image.load()
         assert image.size == TIMELINE_SIZE
+
+
+@pytest.mark.parametrize("nodes", [["vm"], ["n1", "n2"]], ids=["local", "two nodes"])
+def test_every_swatch_of_the_timeline_s_legend_is_the_colour_of_its_bars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: list[str]
+) -> None:
+    from matplotlib.figure import Figure
+
+    from volcano_gif.run import timeline
+
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *_, **__: drawn.append(figure))
+    monkeypatch.setattr(timeline, "write_atomically", lambda target, write: write(target))
+    table = pd.DataFrame(
+        {
+            "node": [nodes[k % len(nodes)] for k in range(4)],
+            "start_s": [0.0, 0.0, 1.0, 1.0],
+            "first_frame_s": [0.4, 0.4, 1.4, 1.4],
+            "end_s": [1.0, 1.0, 2.0, 2.0],
+            "startup_s": [0.4] * 4,
+            "render_s": [0.6] * 4,
+        }
+    )
+    timeline.draw_timeline(table, "a run", (2.0, 3.0), "", tmp_path / "timeline.png")
+    axes = drawn[0].axes[0]
+
+    def colour(patch: Any) -> tuple[float, ...]:
+        return tuple(round(float(value), 3) for value in patch.get_facecolor())
+
+    bars = {colour(patch) for patch in axes.patches}
+    legend = axes.get_legend()
+    assert legend is not None
+    swatches = {
+        text.get_text(): colour(handle)
+        for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True)
+    }
+    phases = ["start-up", "rendering"]
+    named = (
+        phases if len(nodes) == 1 else [f"{node}: {phase}" for node in nodes for phase in phases]
+    )
+    assert list(swatches) == named
+    assert set(swatches.values()) <= bars
 
 
 def test_a_broken_task_file_gives_a_warning_and_a_report_of_the_rest(

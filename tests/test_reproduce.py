@@ -743,26 +743,25 @@ def test_watch_and_local_together_are_refused_in_one_line(project: Path) -> None
     assert result.returncode == 2
 
 
-# ------------------------------------------------------------------ the README
-README = (REPO / "README.md").read_text()
-SECTION = README[README.index("## Was it reproducible?") :].split("\n## ", 1)[0]
-#: The archive the README's commands name; a test puts the real one in its place.
-README_ARCHIVE = "output/archives/volcano-images-20261121T093005.tar.gz"
+# ------------------------------------------------------------------ the guide's page
+SECTION = (REPO / "docs/guide/reproducibility.md").read_text()
+#: The archive the guide's commands name; a test puts the real one in its place.
+SHOWN_ARCHIVE = "output/archives/volcano-images-20261121T093005.tar.gz"
 
 
-def _readme_commands() -> list[list[str]]:
+def _shown_commands() -> list[list[str]]:
     block = SECTION.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split() for line in block.splitlines() if line.strip()]
 
 
-def test_the_readme_reproducibility_commands_run(made_run: Path, tmp_path: Path) -> None:
-    commands = _readme_commands()
+def test_the_guide_s_reproducibility_commands_run(made_run: Path, tmp_path: Path) -> None:
+    commands = _shown_commands()
     assert len(commands) == 4
     for index, words in enumerate(commands):
         project = Path(shutil.copytree(made_run, tmp_path / f"project{index}"))
         archive = str(archive_of(project).relative_to(project))
         assert words[:1] == ["volcano-gif"]
-        args = [archive if word == README_ARCHIVE else word for word in words[1:]]
+        args = [archive if word == SHOWN_ARCHIVE else word for word in words[1:]]
         slurm = tmp_path / f"slurm{index}"
         slurm.mkdir()
         env = project_env() if "--local" in args or args[0] == "verify" else (fake_slurm_env(slurm))
@@ -786,7 +785,7 @@ def _shape(text: str) -> list[str]:
     return re.sub(r"\d+(\.\d+)?", "N", text).splitlines()
 
 
-def test_the_readme_example_is_what_the_commands_print(project: Path) -> None:
+def test_the_guide_s_example_is_what_the_commands_print(project: Path) -> None:
     archive = archive_of(project)
 
     def example(name: str, data: bytes) -> bytes:
@@ -798,7 +797,7 @@ def test_the_readme_example_is_what_the_commands_print(project: Path) -> None:
         return data
 
     changed = repack(archive, archive.with_name("changed.tar.gz"), example)
-    changed.replace(archive)  # the archive itself was changed, as in the README
+    changed.replace(archive)  # the archive itself was changed, as on the page
     shown = SECTION.split("```text\n", 1)[1].split("```", 1)[0]
     printed = []
     for line in shown.splitlines():
@@ -806,7 +805,7 @@ def test_the_readme_example_is_what_the_commands_print(project: Path) -> None:
             words = line[2:].split()
             printed.append(line)
             args = [
-                str(archive.relative_to(project)) if w == README_ARCHIVE else w for w in words[1:]
+                str(archive.relative_to(project)) if w == SHOWN_ARCHIVE else w for w in words[1:]
             ]
             printed += volcano_gif(project, *args).stdout.splitlines()
     assert _shape("\n".join(printed)) == _shape(shown)

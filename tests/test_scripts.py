@@ -113,10 +113,10 @@ def test_scripts_leave_frame_naming_to_python(script: str) -> None:
     assert spelled == []
 
 
-def test_readme_shows_the_real_frame_names() -> None:
-    readme = (REPO / "README.md").read_text()
-    assert frame_name(1) in readme
-    assert frame_name(DEFAULT_FRAME_COUNT) in readme
+def test_the_guide_shows_the_real_frame_names() -> None:
+    guide = (REPO / "docs/guide/index.md").read_text()
+    assert frame_name(1) in guide
+    assert frame_name(DEFAULT_FRAME_COUNT) in guide
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

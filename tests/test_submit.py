@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,30 @@ def test_slurm_client_without_a_cluster_names_the_local_way_out(project: Path) -
         "check the cluster with `sinfo`, or run on this machine with: bash submit-gif-job --local"
     )
     assert not (project / "images").exists()
+
+
+def test_with_no_configuration_a_silent_controller_is_not_awaited_for_a_minute(
+    project: Path, fake_env: dict[str, str]
+) -> None:
+    # Slurm's clients and no slurm.conf: only a configless controller could answer, found
+    # through DNS; where DNS never answers, scontrol would wait about a minute.
+    if Path("/etc/slurm/slurm.conf").exists():
+        pytest.skip("needs a machine with no /etc/slurm/slurm.conf")
+    env = {k: v for k, v in fake_env.items() if k != "SLURM_CONF"}
+    began = time.monotonic()
+    result = run(
+        ["bash", "submit-gif-job", "--frames", "4"],
+        cwd=project,
+        env=env | {"FAKE_SCONTROL_HANGS": "1"},
+    )
+    assert time.monotonic() - began < 60
+    assert result.returncode == 1
+    waiting, error = result.stderr.splitlines()
+    assert waiting == "submit-gif-job: waiting for scontrol show config to answer (up to 5 s)"
+    assert error == (
+        "submit-gif-job: error: cannot reach the Slurm controller (scontrol: no answer in 5 s); "
+        "check the cluster with `sinfo`, or run on this machine with: bash submit-gif-job --local"
+    )
 
 
 def test_failed_first_submission_submits_nothing_else(

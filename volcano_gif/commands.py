@@ -25,8 +25,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _STDERR_TAIL = 2000
-#: How often run_measured reads a command's memory high-water mark.
+#: How often a command is looked at: its memory high-water mark, its time.
 _POLL_SECONDS = 0.01
+_PATIENCE = 3.0  # a command with a timeout is said to be awaited after this or a fifth of it
 
 
 class CommandError(RuntimeError):
@@ -59,10 +60,10 @@ def run(args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | N
 
 
 def run_capturing(
-    args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+    args: Sequence[str], cwd: Path | None = None, timeout: float | None = None
 ) -> tuple[str, str]:
     """Run ``args``; return its standard output and standard error, or raise."""
-    finished = _run(args, cwd, env)
+    finished = _run(args, cwd, None, timeout=timeout)
     return finished.stdout, finished.stderr
 
 
@@ -101,11 +102,22 @@ def _high_water_mib(pid: int) -> float:
     return 0.0
 
 
-def _wait_measuring(process: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Wait for ``process``; return its exit code and its peak memory in MiB."""
-    peak = 0.0
+def _waited(
+    process: subprocess.Popen[bytes], args: Sequence[str], measure: bool, timeout: float | None
+) -> tuple[int, float]:
+    """``process``'s exit code, and its peak memory in MiB if ``measure`` (else 0); with a
+    ``timeout``, it is said to be awaited (after 3 s or a fifth of it), then killed (124)."""
+    peak, began, said = 0.0, time.monotonic(), False
     while process.poll() is None:
-        peak = max(peak, _high_water_mib(process.pid))
+        peak = max(peak, _high_water_mib(process.pid)) if measure else 0.0
+        waited = time.monotonic() - began
+        if timeout is not None and waited > max(_PATIENCE, timeout / 5) and not said:
+            said = True
+            logger.warning("waiting for %s to answer (up to %.0f s)", shlex.join(args), timeout)
+        if timeout is not None and waited > timeout:
+            process.kill()
+            process.wait()
+            raise CommandError(args, 124, f"{args[0]}: no answer in {timeout:.0f} s")
         time.sleep(_POLL_SECONDS)
     return process.returncode, peak
 
@@ -116,6 +128,7 @@ def _run(
     env: Mapping[str, str] | None,
     *,
     measure: bool = False,
+    timeout: float | None = None,
 ) -> Finished:
     """Run ``args`` to its end, its output in temporary files (no pipe can fill up and stall it)."""
     logger.debug("running: %s", shlex.join(args))
@@ -131,11 +144,7 @@ def _run(
             )
         except OSError as error:
             raise CommandError(args, 127, str(error)) from None
-        if measure:
-            returncode, peak_mib = _wait_measuring(process)
-            logger.debug("peak memory %.0f MiB: %s", peak_mib, args[0])
-        else:
-            returncode, peak_mib = process.wait(), 0.0
+        returncode, peak_mib = _waited(process, args, measure, timeout)
         stdout.seek(0)
         stderr.seek(0)
         out, err = (stream.read().decode(errors="replace") for stream in (stdout, stderr))

@@ -77,14 +77,7 @@ def _entries(folder: Path) -> Iterable[Path]:
         return []
 
 
-#: Read a file in blocks of this size to hash it.
-_HASH_BLOCK = 1 << 20
-
-
 def sha256_of(path: Path) -> str:
     """The SHA-256 of the file at ``path``, read a block at a time."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

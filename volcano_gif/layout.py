@@ -110,7 +110,7 @@ DEFAULT_MAX_ARRAY_SIZE = 1001
 MAX_TASK_OPTION = 9999
 
 #: Memory each job asks for (``#SBATCH --mem``), from measurement with a margin
-#: (``python -m bench.run --scale`` and the README's "Memory" section). A render
+#: (``python -m bench.run --scale`` and the guide's "Memory" page). A render
 #: task peaked at 67 MiB at 640x480 and 123 MiB at 3840x2160. The assembly's
 #: processes, each at its own peak at once, come to under 300 MiB at 640x480
 #: whatever the frame count (the GIF streams); 400 MiB at 1920x1080.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from volcano_gif.errors import UsageError
 from volcano_gif.layout import (
@@ -27,75 +27,38 @@ from volcano_gif.layout import (
 )
 
 
+class _Below:
+    """A path below a project's root, from layout.py: ``images = _Below(IMAGES_DIR)``."""
+
+    def __init__(self, *parts: str | PurePath) -> None:
+        self.parts = parts
+
+    def __get__(self, paths: ProjectPaths, owner: object = None) -> Path:
+        return paths.root.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class ProjectPaths:
     """Where a run reads and writes, all below one project root."""
 
     root: Path
 
-    @property
-    def data_file(self) -> Path:
-        return self.root / DATA_FILE
-
-    @property
-    def images(self) -> Path:
-        return self.root / IMAGES_DIR
-
-    @property
-    def gifs(self) -> Path:
-        return self.root / GIFS_DIR
-
-    @property
-    def archives(self) -> Path:
-        return self.root / ARCHIVES_DIR
-
-    @property
-    def slurm_logs(self) -> Path:
-        return self.root / SLURM_LOG_DIR
-
-    @property
-    def mpl_cache(self) -> Path:
-        return self.root / MPL_CACHE_DIR
-
-    @property
-    def scene_cache(self) -> Path:
-        return self.root / SCENE_CACHE_DIR
-
-    @property
-    def output(self) -> Path:
-        return self.root / OUTPUT_DIR
-
-    @property
-    def run_record(self) -> Path:
-        return self.root / RUN_RECORD
-
-    @property
-    def folder_lock(self) -> Path:
-        return self.root / FOLDER_LOCK
-
-    @property
-    def record_lock(self) -> Path:
-        return self.root / RECORD_LOCK
-
-    @property
-    def timing(self) -> Path:
-        return self.root / TIMING_DIR
-
-    @property
-    def report(self) -> Path:
-        return self.root / REPORT_DIR
-
-    @property
-    def reproductions(self) -> Path:
-        return self.root / REPRODUCE_DIR
-
-    @property
-    def mp4(self) -> Path:
-        return self.gifs / MP4_NAME
-
-    @property
-    def gif(self) -> Path:
-        return self.gifs / GIF_NAME
+    data_file = _Below(DATA_FILE)
+    images = _Below(IMAGES_DIR)
+    gifs = _Below(GIFS_DIR)
+    archives = _Below(ARCHIVES_DIR)
+    slurm_logs = _Below(SLURM_LOG_DIR)
+    mpl_cache = _Below(MPL_CACHE_DIR)
+    scene_cache = _Below(SCENE_CACHE_DIR)
+    output = _Below(OUTPUT_DIR)
+    run_record = _Below(RUN_RECORD)
+    folder_lock = _Below(FOLDER_LOCK)
+    record_lock = _Below(RECORD_LOCK)
+    timing = _Below(TIMING_DIR)
+    report = _Below(REPORT_DIR)
+    reproductions = _Below(REPRODUCE_DIR)
+    mp4 = _Below(GIFS_DIR, MP4_NAME)
+    gif = _Below(GIFS_DIR, GIF_NAME)
 
     def frame(self, frame: int) -> Path:
         return self.images / frame_name(frame)

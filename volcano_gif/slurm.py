@@ -87,9 +87,9 @@ def configuration_file() -> str | None:
     )
 
 
-def call(args: list[str]) -> str:
+def call(args: list[str], timeout: float | None = None) -> str:
     """Run a Slurm client; its standard output, or :class:`SlurmError` with what it said."""
-    return _call_capturing(args)[0]
+    return _call_capturing(args, timeout=timeout)[0]
 
 
 def _call_about_jobs(args: list[str]) -> str:
@@ -106,11 +106,13 @@ def _call_about_jobs(args: list[str]) -> str:
         raise
 
 
-def _call_capturing(args: list[str], cwd: Path | None = None) -> tuple[str, str]:
+def _call_capturing(
+    args: list[str], cwd: Path | None = None, timeout: float | None = None
+) -> tuple[str, str]:
     try:
-        return run_capturing(args, cwd)
+        return run_capturing(args, cwd, timeout)
     except CommandError as error:
-        if any(marker in error.stderr for marker in _UNREACHABLE):
+        if error.returncode == 124 or any(marker in error.stderr for marker in _UNREACHABLE):
             last = last_line(error.stderr)
             said = last if last.startswith(f"{args[0]}:") else f"{args[0]}: {last}"
             raise ControllerUnreachableError(
@@ -132,14 +134,15 @@ class ClusterConfig:
 
 
 def read_config() -> ClusterConfig:
-    """The settings we plan by, from one ``scontrol show config``.
+    """The settings we plan by, from one ``scontrol show config``: the controller answers.
 
-    Without ``scontrol`` on PATH, Slurm's defaults, with a warning.
+    Without ``scontrol`` on PATH, Slurm's defaults, with a warning. With no slurm.conf, only
+    a configless controller (DNS record ``_slurmctld._tcp``) could: 5 s, not scontrol's minute.
     """
     if shutil.which("scontrol") is None:
         logger.warning("scontrol not found: assuming MaxArraySize=%d", DEFAULT_MAX_ARRAY_SIZE)
         return ClusterConfig(DEFAULT_MAX_ARRAY_SIZE, None, accounting=False)
-    text = call(["scontrol", "show", "config"])
+    text = call(["scontrol", "show", "config"], timeout=60 if configuration_file() else 5)
     settings = dict(re.findall(r"^(\w+)\s+=\s+(.*?)\s*$", text, flags=re.MULTILINE))
 
     def number(key: str) -> int | None:

@@ -98,12 +98,13 @@ def _draw_tasks(
 
 
 def _draw_legend(timeline: Axes, palette: Palette) -> None:
+    """A swatch of each colour the tasks' bars have; one host's (a local run's) unnamed."""
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=colour, label=node) for node, colour in palette.items()]
-    handles += [
-        Patch(color="0.5", alpha=0.3, label="start-up"),
-        Patch(color="0.5", label="rendering"),
+    handles = [
+        Patch(color=colour, alpha=alpha, label=f"{node}: {phase}" if len(palette) > 1 else phase)
+        for node, colour in palette.items()
+        for phase, alpha in (("start-up", 0.3), ("rendering", 1.0))
     ]
     timeline.legend(
         handles=handles,
