@@ -90,6 +90,17 @@ def test_the_guide_s_missing_frames_example_is_what_the_assembler_prints() -> No
     assert printed.splitlines() == shown
 
 
+def test_the_guide_names_every_option_after_dashes_that_is_refused() -> None:
+    from volcano_gif.submit.options import SHAPE_OPTIONS
+
+    page = (GUIDE / "missing-frames.md").read_text()
+    named = re.search(
+        r"\*\*Options after `--` that would break the run's shape\*\*(.*?)\n\n", page, re.S
+    )
+    assert named
+    assert set(re.findall(r"`--([a-z-]+)`", named.group(1))) >= set(SHAPE_OPTIONS)
+
+
 def _command_blocks() -> list[tuple[int, str, bool]]:
     """(line, commands, skipped) for every command block of the tutorial."""
     blocks = []

@@ -25,7 +25,7 @@ from volcano_gif.layout import SUBMIT_SCRIPT
 
 PROG = SUBMIT_SCRIPT
 #: The options that describe the frames: a --resume takes them from the record.
-RUN_SHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
+RUNSHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
 
 _DESCRIPTION = (
     "Render the rotating volcano as a Slurm job array, then assemble "
@@ -110,12 +110,12 @@ def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
     """Refuse what argparse's groups cannot say: raise :class:`UsageError`."""
     if args.cancel and any(
-        getattr(args, name) for name in (*RUN_SHAPE_OPTIONS, "resume", "force", "dry_run", "watch")
+        getattr(args, name) for name in (*RUNSHAPE_OPTIONS, "resume", "force", "dry_run", "watch")
     ):
         raise UsageError("--cancel takes no other options")
     given = [
         f"--{name.replace('_', '-')}"
-        for name in RUN_SHAPE_OPTIONS
+        for name in RUNSHAPE_OPTIONS
         if getattr(args, name) is not None
     ]
     if args.resume and given:
@@ -127,7 +127,7 @@ def check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 #: sbatch options after ``--`` that would break a run's shape: (short form, why).
-_SHAPE_OPTIONS = {
+SHAPE_OPTIONS = {
     "array": ("a", "each submission's --array is the plan's: use --frames, --frames-per-task"),
     "dependency": ("d", "the assembly's afterany dependency on the array is the plan's"),
     "parsable": (None, "submit-gif-job gives it, to read the job ids"),
@@ -149,16 +149,16 @@ def check_sbatch_extra(extra: Sequence[str]) -> None:
     for option in extra:
         if option.startswith("--"):
             name = option[2:].split("=", 1)[0]
-            hit = next((long for long in _SHAPE_OPTIONS if name and long.startswith(name)), None)
+            hit = next((long for long in SHAPE_OPTIONS if name and long.startswith(name)), None)
         elif option.startswith("-") and len(option) > 1:
             hit = next(
-                (long for long, (short, _) in _SHAPE_OPTIONS.items() if short == option[1]), None
+                (long for long, (short, _) in SHAPE_OPTIONS.items() if short == option[1]), None
             )
         else:
             continue
         if hit is not None:
             raise UsageError(
-                f"{option} after -- would break the run's shape ({_SHAPE_OPTIONS[hit][1]}): "
+                f"{option} after -- would break the run's shape ({SHAPE_OPTIONS[hit][1]}): "
                 "leave it out; other sbatch options pass to both jobs"
             )
 
