@@ -66,7 +66,7 @@ def test_split_evenly_makes_contiguous_near_equal_blocks() -> None:
 
 
 def test_compress_ranges_is_sbatch_array_syntax() -> None:
-    from volcano_gif.submit.plan import compress_ranges
+    from volcano_gif.numbering import compress_ranges
 
     assert compress_ranges([17, 3, 4, 5, 200]) == "3-5,17,200"
     assert compress_ranges([1]) == "1"

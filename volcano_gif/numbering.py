@@ -3,8 +3,10 @@ sizes and their checks. Bad values raise :class:`~volcano_gif.errors.UsageError`
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+from collections.abc import Iterable
 
 from volcano_gif.errors import UsageError
 from volcano_gif.layout import (
@@ -122,6 +124,13 @@ def task_frames(task: int, frames_per_task: int, frame_count: int) -> range:
 def task_of_frame(frame: int, frames_per_task: int) -> int:
     """The array task (1-based) whose block holds ``frame``."""
     return (frame - FIRST_FRAME) // frames_per_task + 1
+
+
+def compress_ranges(numbers: Iterable[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5,9"``: the form of ``sbatch --array``."""
+    ordered = enumerate(sorted(set(numbers)))
+    blocks = [[n for _, n in run] for _, run in itertools.groupby(ordered, lambda p: p[1] - p[0])]
+    return ",".join(f"{b[0]}-{b[-1]}" if len(b) > 1 else str(b[0]) for b in blocks)
 
 
 def split_evenly(frames: range, parts: int) -> list[range]:

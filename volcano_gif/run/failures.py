@@ -32,6 +32,7 @@ from pathlib import Path
 
 from volcano_gif import slurm
 from volcano_gif.layout import ASSEMBLY_MEMORY, ASSEMBLY_TIME, RENDER_TASK_MEMORY, RENDER_TASK_TIME
+from volcano_gif.numbering import compress_ranges
 
 #: The job states that mean "killed for want of a resource", and the resource.
 KILLED_FOR = {"OUT_OF_MEMORY": "memory", "TIMEOUT": "time"}
@@ -52,7 +53,7 @@ class Kill:
     def line(self) -> str:
         """One line: what was killed, for what, what it asked for, what to ask for."""
         if self.tasks:
-            listed = _ranges(self.tasks)
+            listed = compress_ranges(self.tasks)
             who = f"array task{'s' if len(self.tasks) > 1 else ''} {listed} of job {self.job}"
         else:
             who = f"the assembly job {self.job}"
@@ -169,18 +170,6 @@ def _shown(asked: str, cause: str) -> str:
         mib = slurm.memory_mib(asked)
         return f"{mib:.0f} MiB" if mib else asked
     return asked
-
-
-def _ranges(tasks: tuple[int, ...]) -> str:
-    parts: list[str] = []
-    for task in tasks:
-        if parts and "-" not in parts[-1] and int(parts[-1]) == task - 1:
-            parts[-1] = f"{parts[-1]}-{task}"
-        elif parts and "-" in parts[-1] and int(parts[-1].split("-")[1]) == task - 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{task}"
-        else:
-            parts.append(str(task))
-    return ",".join(parts)
 
 
 # ---------------------------------------------------------- inside the job

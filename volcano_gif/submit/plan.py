@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from volcano_gif.errors import UsageError
 from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.numbering import compress_ranges as compress_ranges  # noqa: PLC0414  (re-exported)
 from volcano_gif.numbering import (
     default_gif_width,
     expected_frames,
@@ -43,21 +44,6 @@ def fit_frames_per_task(frame_count: int, frames_per_task: int, max_array_size: 
     if task_count(frame_count, frames_per_task) <= largest_index:
         return frames_per_task
     return math.ceil(frame_count / largest_index)
-
-
-def compress_ranges(frames: list[int]) -> str:
-    """``[3, 4, 5, 9]`` -> ``"3-5,9"``: the form of ``sbatch --array``."""
-    parts: list[str] = []
-    ordered = sorted(set(frames))
-    index = 0
-    while index < len(ordered):
-        start = end = ordered[index]
-        while index + 1 < len(ordered) and ordered[index + 1] == end + 1:
-            index += 1
-            end = ordered[index]
-        parts.append(str(start) if start == end else f"{start}-{end}")
-        index += 1
-    return ",".join(parts)
 
 
 #: Stands for the frame array's job id in a command shown before it exists.
