@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any
 
 from volcano_gif.arguments import (
     Parser,
@@ -103,16 +103,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     and a dependent comparison job; with --local (or no sbatch) here. Running it again
     finishes an interrupted reproduction, or prints the outcome. Exit status 0 only when
     every frame is identical."""
+    from dataclasses import fields
+
     from volcano_gif.reproduce.rerender import Options, reproduce
 
-    options = Options(
-        local=args.local,
-        frames_per_task=args.frames_per_task,
-        force=args.force,
-        watch=args.watch,
-        sbatch_options=args.sbatch_options,
-        command=args.command_line,
-    )
+    options = Options(**{field.name: getattr(args, field.name) for field in fields(Options)})
     return reproduce(ProjectPaths(args.root.resolve()), args.source, options)
 
 
@@ -187,94 +182,10 @@ def _default_latency_wait() -> float:
         raise UsageError(f"{LATENCY_WAIT_VARIABLE}={text}: {error}") from None
 
 
-def build_parser(default_root: Path) -> Parser:
-    """The ``volcano-gif`` parser, with its subcommands."""
-    parser = Parser(
-        prog="volcano-gif",
-        description="Render the rotating volcano, assemble the MP4 and GIF, run both locally, "
-        "follow, cancel or report on a run, and check a clone before the lesson.",
-    )
-    commands = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=Parser
-    )
-    for add in (
-        _add_render,
-        _add_assemble,
-        _add_local,
-        _add_watch,
-        _root_only(
-            "cancel", "cancel the run in output/run.json; rendered frames are kept", _cancel
-        ),
-        _root_only("report", _REPORT_HELP, _report),
-        _add_check,
-        _add_verify,
-        _add_reproduce,
-        _root_only("compare", _COMPARE_HELP, _compare),
-    ):
-        add(commands, default_root)
-    return parser
-
-
-_Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
-
-
-def _add_render(commands: _Commands, default_root: Path) -> None:
-    render = commands.add_parser("render", help="render frames (what each array task runs)")
-    add_common(render, default_root)
-    add_render_options(render)
-    render.set_defaults(run=render_frames)
-
-
-def _add_assemble(commands: _Commands, default_root: Path) -> None:
-    assemble = commands.add_parser(
-        "assemble", help="check the frames, write MP4, GIF and archive, verify, clean images/"
-    )
-    add_common(assemble, default_root)
-    add_gif_width_option(assemble)
-    text = (
-        "keep looking for frames missing at the first look for S seconds, for a shared "
-        f"filesystem that shows them late; 0 turns it off (default {LATENCY_WAIT:.0f}, "
-        f"or ${LATENCY_WAIT_VARIABLE})"
-    )
-    assemble.add_argument("--latency-wait", type=_wait_seconds, metavar="S", help=text)
-    assemble.set_defaults(run=_assemble)
-
-
-def _add_local(commands: _Commands, default_root: Path) -> None:
-    local = commands.add_parser("local", help="render on all cores, then assemble (no Slurm)")
-    add_common(local, default_root)
-    add_gif_width_option(local)
-    text = "worker processes (default: one per core)"
-    local.add_argument("--workers", type=positive_int, metavar="W", help=text)
-    _add_flags(
-        local,
-        ("--resume", "finish the run in output/run.json: render only what is missing"),
-        ("--force", "render every frame again, even those already complete"),
-    )
-    local.set_defaults(run=_local)
-
-
-def _add_flags(parser: argparse.ArgumentParser, *flags: tuple[str, str]) -> None:
-    """On/off options: each a flag and its help."""
-    for flag, text in flags:
-        parser.add_argument(flag, action="store_true", help=text)
-
-
-def _add_watch(commands: _Commands, default_root: Path) -> None:
-    watch = commands.add_parser(
-        "watch", help="follow the run in output/run.json until its GIF is made"
-    )
-    add_root(watch, default_root)
-    for flag, default, text in (
-        ("--interval", 2.0, "seconds before the second poll (default %(default)s)"),
-        ("--max-interval", 30.0, "longest wait between polls (default %(default)s)"),
-    ):
-        watch.add_argument(flag, type=_seconds, default=default, metavar="S", help=text)
-    text = "watch these jobs (default: the run's latest two)"
-    watch.add_argument("--jobs", metavar="ARRAY,GIF", help=text)
-    watch.set_defaults(run=_watch)
-
-
+_REPORT_HELP = (
+    "write output/report/ (tasks.csv, timeline.png, summary.txt) for the current run, "
+    "from sacct where the cluster keeps accounting, else from the task timing files"
+)
 _CHECK_HELP = (
     "before the lesson: check Python, the packages, jq, Slurm, the two scripts "
     "(sbatch --test-only), one real job and accounting"
@@ -283,71 +194,99 @@ _CHECK_EPILOG = (
     "Exit status 0 when every check passed; 1 when one failed or was skipped "
     "(accounting counts: episode 5 needs it); 2 for bad input."
 )
+_LATENCY_HELP = (
+    "keep looking for frames missing at the first look for S seconds, for a shared "
+    f"filesystem that shows them late; 0 turns it off (default {LATENCY_WAIT:.0f}, "
+    f"or ${LATENCY_WAIT_VARIABLE})"
+)
 
 
-def _add_check(commands: _Commands, default_root: Path) -> None:
+def build_parser(default_root: Path) -> Parser:
+    """The ``volcano-gif`` parser, with its subcommands in the order ``--help`` lists them."""
     from volcano_gif.submit.check_job import JOB_TIMEOUT
 
-    check = commands.add_parser(
-        "check", help=_CHECK_HELP, description=_check.__doc__, epilog=_CHECK_EPILOG
+    parser = Parser(
+        prog="volcano-gif",
+        description="Render the rotating volcano, assemble the MP4 and GIF, run both locally, "
+        "follow, cancel or report on a run, and check a clone before the lesson.",
     )
-    add_root(check, default_root)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+
+    def add(
+        name: str,
+        run: Callable[[argparse.Namespace], int],
+        text: str,
+        first: Callable[[Parser, Path], None] | None = add_root,
+        **more: Any,
+    ) -> Parser:
+        """A command that runs ``run`` (its docstring, if any, describes it), ``first``
+        adding its first options: --root, -v and -q, or with --frames and --size before."""
+        command = commands.add_parser(name, help=text, description=run.__doc__, **more)
+        command.set_defaults(run=run)
+        if first is not None:
+            first(command, default_root)
+        return command
+
+    def flags(command: Parser, *flags: tuple[str, str]) -> None:
+        for flag, text in flags:  # on/off options
+            command.add_argument(flag, action="store_true", help=text)
+
+    text = "render frames (what each array task runs)"
+    add_render_options(add("render", render_frames, text, add_common))
+    text = "check the frames, write MP4, GIF and archive, verify, clean images/"
+    assemble = add("assemble", _assemble, text, add_common)
+    add_gif_width_option(assemble)
+    assemble.add_argument("--latency-wait", type=_wait_seconds, metavar="S", help=_LATENCY_HELP)
+    local = add("local", _local, "render on all cores, then assemble (no Slurm)", add_common)
+    add_gif_width_option(local)
+    text = "worker processes (default: one per core)"
+    local.add_argument("--workers", type=positive_int, metavar="W", help=text)
+    flags(
+        local,
+        ("--resume", "finish the run in output/run.json: render only what is missing"),
+        ("--force", "render every frame again, even those already complete"),
+    )
+    watch = add("watch", _watch, "follow the run in output/run.json until its GIF is made")
+    for flag, default, text in (
+        ("--interval", 2.0, "seconds before the second poll (default %(default)s)"),
+        ("--max-interval", 30.0, "longest wait between polls (default %(default)s)"),
+    ):
+        watch.add_argument(flag, type=_seconds, default=default, metavar="S", help=text)
+    text = "watch these jobs (default: the run's latest two)"
+    watch.add_argument("--jobs", metavar="ARRAY,GIF", help=text)
+    text = "cancel the run in output/run.json; rendered frames are kept"
+    add("cancel", _cancel, text)
+    add("report", _report, _REPORT_HELP)
+    check = add("check", _check, _CHECK_HELP, epilog=_CHECK_EPILOG)
     text = (
         "wait at most S seconds for the test job to start and end; a job still queued "
         "then is cancelled (default %(default).0f)"
     )
     check.add_argument("--timeout", type=_seconds, default=JOB_TIMEOUT, metavar="S", help=text)
-    check.set_defaults(run=_check)
-
-
-def _add_verify(commands: _Commands, default_root: Path) -> None:
-    """``verify``: was a past run reproducible? (``reproduce`` and ``compare`` follow.)"""
-    help_text = "check an archive against the run record it carries, without rendering"
-    verify = commands.add_parser("verify", help=help_text, description=_verify.__doc__)
+    # verify, reproduce, compare: was a past run reproducible?
+    text = "check an archive against the run record it carries, without rendering"
+    verify = add("verify", _verify, text, None)
     text = "output/archives/volcano-images-*.tar.gz"
     verify.add_argument("archive", type=Path, metavar="ARCHIVE", help=text)
     add_root(verify, default_root)
-    verify.set_defaults(run=_verify)
-
-
-def _add_reproduce(commands: _Commands, default_root: Path) -> None:
-    reproduce = commands.add_parser(
-        "reproduce",
-        help="render a past run's frames again and compare them with its record",
-        usage="volcano-gif reproduce SOURCE [options] [-- extra sbatch options for both jobs]",
-        description=_reproduce.__doc__,
-    )
+    usage = "volcano-gif reproduce SOURCE [options] [-- extra sbatch options for both jobs]"
+    text = "render a past run's frames again and compare them with its record"
+    reproduce = add("reproduce", _reproduce, text, None, usage=usage)
     text = "a run's archive (.tar.gz) or run record (run.json)"
     reproduce.add_argument("source", type=Path, metavar="SOURCE", help=text)
     add_frames_per_task_option(reproduce, None, "default: the run's")
-    _add_flags(
+    flags(
         reproduce,
         ("--local", "render on this machine even if sbatch is available"),
         ("--force", "render every frame again, in a new reproduction"),
         ("--watch", "after submitting, follow the jobs and print the outcome"),
     )
     add_root(reproduce, default_root)
-    reproduce.set_defaults(run=_reproduce)
-
-
-def _root_only(
-    name: str, help_text: str, run: Callable[[argparse.Namespace], int]
-) -> Callable[[_Commands, Path], None]:
-    """A command whose only options are --root, -v and -q."""
-
-    def add(commands: _Commands, default_root: Path) -> None:
-        command = commands.add_parser(name, help=help_text)
-        add_root(command, default_root)
-        command.set_defaults(run=run)
-
-    return add
-
-
-_REPORT_HELP = (
-    "write output/report/ (tasks.csv, timeline.png, summary.txt) for the current run, "
-    "from sacct where the cluster keeps accounting, else from the task timing files"
-)
-_COMPARE_HELP = "compare a reproduction's frames with its run's (what compare_frames.slurm runs)"
+    text = "compare a reproduction's frames with its run's (what compare_frames.slurm runs)"
+    add("compare", _compare, text)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

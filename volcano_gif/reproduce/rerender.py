@@ -62,7 +62,7 @@ class Options:
     force: bool = False  # render every frame again, in a new reproduction
     watch: bool = False
     sbatch_options: list[str] = field(default_factory=list)  # after --, for both jobs
-    command: list[str] | None = None  # as given, for the record
+    command_line: list[str] | None = None  # as given, for the record
 
 
 def scratch_of(paths: ProjectPaths, run_id: str) -> ProjectPaths:
@@ -237,7 +237,7 @@ def _begin(
             mode,
             parameters,
             slurm_version=slurm_version,
-            command=options.command,
+            command=options.command_line,
             reproduces=origin,
         )
         return new, None
