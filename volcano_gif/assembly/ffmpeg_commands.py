@@ -32,11 +32,7 @@ def quiet_ffmpeg(ffmpeg: str) -> list[str]:
 def frames_input(images_dir: Path) -> list[str]:
     """The ffmpeg input options that read the frames from frame 1 on, at the run's rate."""
     return [
-        "-framerate",
-        str(FPS),
-        "-start_number",
-        str(FIRST_FRAME),
-        "-i",
+        *f"-framerate {FPS} -start_number {FIRST_FRAME} -i".split(),
         str(images_dir / FRAME_PATTERN),
     ]
 
@@ -56,20 +52,8 @@ def mp4_command(ffmpeg: str, images_dir: Path, frame_count: int, target: Path) -
     return [
         *quiet_ffmpeg(ffmpeg),
         *ffmpeg_input(images_dir, frame_count),
-        "-vf",
-        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-        "-c:v",
-        "libx264",
-        "-preset",
-        MP4_PRESET,
-        "-pix_fmt",
-        "yuv420p",
-        "-r",
-        str(FPS),
-        "-movflags",
-        "+faststart",
-        "-f",
-        "mp4",
+        *f"-vf pad=ceil(iw/2)*2:ceil(ih/2)*2 -c:v libx264 -preset {MP4_PRESET}".split(),
+        *f"-pix_fmt yuv420p -r {FPS} -movflags +faststart -f mp4".split(),
         str(target),
     ]
 
@@ -92,18 +76,9 @@ def palette_command(ffmpeg: str, frame_list: Path, target: Path, width: int) -> 
     """
     return [
         *quiet_ffmpeg(ffmpeg),
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-i",
+        *["-f", "concat", "-safe", "0", "-i"],
         str(frame_list),
-        "-vf",
-        f"scale={width}:-1:flags=area,palettegen",
-        "-update",
-        "1",
-        "-frames:v",
-        "1",
+        *f"-vf scale={width}:-1:flags=area,palettegen -update 1 -frames:v 1".split(),
         str(target),
     ]
 
@@ -125,16 +100,9 @@ def gif_command(
     return [
         *quiet_ffmpeg(ffmpeg),
         *frames_input(images_dir),
-        "-i",
-        str(palette),
-        "-frames:v",
-        str(frame_count),
-        "-filter_complex",
+        *["-i", str(palette), "-frames:v", str(frame_count), "-filter_complex"],
         f"[0:v]scale={width}:-1:flags=area[frames];"
         "[frames][1:v]paletteuse=dither=none:diff_mode=rectangle",
-        "-loop",
-        "0",
-        "-f",
-        "gif",
+        *["-loop", "0", "-f", "gif"],
         str(target),
     ]
