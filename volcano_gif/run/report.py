@@ -7,9 +7,8 @@ with the submission times from ``output/run.json``, and writes:
 * ``output/report/tasks.csv``: one row per task (node, queue wait, start-up,
   render seconds, frames; state, exit code, elapsed, CPU time and peak memory,
   with the CPU and memory efficiency ``seff`` would show);
-* ``output/report/timeline.png``: one bar per task over wall-clock time,
-  start-up and rendering shaded differently, coloured by node, the assembly
-  as its own bar; beside it, core-seconds by node and phase (seaborn);
+* ``output/report/timeline.png``: the tasks over wall-clock time, and core-seconds
+  by node and phase (:mod:`volcano_gif.run.timeline`);
 * ``output/report/summary.txt``: a few lines, also logged: tasks, median
   start-up, median seconds per frame, core-seconds, the share spent starting
   up, the ``--frames-per-task`` that would bring start-up under 10%, and the
@@ -90,11 +89,10 @@ def read_accounting(record: RunRecord) -> Accounting:
     jobs = record.array_job_ids()
     if not jobs:
         return Accounting({}, "no array job was submitted")
-    since = _epoch(record.submitted)
+    when = record.submitted
+    since = f"{datetime.fromisoformat(when).astimezone():%Y-%m-%dT%H:%M:%S}" if when else None
     try:
-        usages = sacct.sacct_usage(
-            jobs, datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S") if since else None
-        )
+        usages = sacct.sacct_usage(jobs, since)
     except slurm.SlurmError as error:
         return Accounting({}, str(error))
     tasks = {
@@ -102,86 +100,41 @@ def read_accounting(record: RunRecord) -> Accounting:
         for usage in usages
         if usage.line.task is not None and usage.line.state in slurm.ENDED_STATES
     }
-    return Accounting(
-        tasks,
-        None
-        if tasks
-        else "sacct lists none of the run's tasks as ended "
-        "yet: `volcano-gif report` again will read them",
-    )
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """A task's state, elapsed, CPU time and memory: from sacct, or from its timing file."""
-
-    source: str  # "sacct" or "timing file"
-    state: str | None
-    exit_code: str | None
-    elapsed_s: float
-    cpu_s: float | None
-    cpus: int
-    maxrss_mib: float | None  # sacct's sampled MaxRSS
-    peak_rss_mib: float | None
-    requested_mib: float | None
-
-    @classmethod
-    def of(cls, timing: dict[str, Any], wall: float, usage: sacct.Usage | None) -> _Measured:
-        peak = timing.get("peak_rss_mib")
-        if usage is None:
-            cpus, requested = timing.get("cpus") or 1, timing.get("mem_requested_mib")
-            return cls(
-                "timing file", None, None, wall, timing.get("cpu_s"), cpus, None, peak, requested
-            )
-        # sacct counts whole seconds (the job ran at least as long as its Python process)
-        # and samples memory once a second (the process's own high-water mark can be more).
-        sampled = usage.max_rss_mib
-        highest = max((mib for mib in (sampled, peak) if mib is not None), default=None)
-        elapsed = max(usage.elapsed_s, wall)
-        return cls(
-            "sacct",
-            usage.line.state,
-            usage.exit_code,
-            elapsed,
-            usage.cpu_s,
-            usage.cpus,
-            sampled,
-            highest,
-            usage.requested_mib,
-        )
-
-    def columns(self) -> dict[str, Any]:
-        """The table's columns from ``state`` to ``source``."""
-        cpu, elapsed, rss, requested = (
-            self.cpu_s,
-            self.elapsed_s,
-            self.peak_rss_mib,
-            self.requested_mib,
-        )
-        return {
-            "state": self.state,
-            "exit_code": self.exit_code,
-            "elapsed_s": elapsed,
-            "cpu_s": cpu,
-            "cpus": self.cpus,
-            "cpu_efficiency": cpu / (elapsed * self.cpus) if cpu is not None and elapsed else None,
-            "maxrss_mib": self.maxrss_mib,
-            "peak_rss_mib": rss,
-            "mem_requested_mib": requested,
-            "mem_efficiency": rss / requested if rss is not None and requested else None,
-            "source": self.source,
-        }
+    why = "sacct lists none of the run's tasks as ended yet"
+    return Accounting(tasks, None if tasks else f"{why}: `volcano-gif report` again will read them")
 
 
 #: The columns that may be empty (None) and are floats where they are not.
-_FLOAT_COLUMNS = (
-    "cpu_s",
-    "cpu_efficiency",
-    "maxrss_mib",
-    "peak_rss_mib",
-    "mem_requested_mib",
-    "mem_efficiency",
-)
+_FLOAT_COLUMNS = "cpu_s cpu_efficiency maxrss_mib peak_rss_mib mem_requested_mib mem_efficiency"
+
+
+def _measured(timing: dict[str, Any], wall: float, usage: sacct.Usage | None) -> dict[str, Any]:
+    """A task's columns from ``state`` to ``source``: from sacct, or from its timing file."""
+    peak, requested = timing.get("peak_rss_mib"), timing.get("mem_requested_mib")
+    elapsed, cpu, cpus, source = wall, timing.get("cpu_s"), timing.get("cpus") or 1, "timing file"
+    state: str | None = None
+    exit_code: str | None = None
+    sampled: float | None = None
+    if usage is not None:
+        # sacct counts whole seconds (the job ran at least as long as its Python process)
+        # and samples memory once a second (the process's own high-water mark can be more).
+        state, exit_code, source = usage.line.state, usage.exit_code, "sacct"
+        elapsed, cpu, cpus = max(usage.elapsed_s, wall), usage.cpu_s, usage.cpus
+        sampled, requested = usage.max_rss_mib, usage.requested_mib
+        peak = max((mib for mib in (sampled, peak) if mib is not None), default=None)
+    return {
+        "state": state,
+        "exit_code": exit_code,
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "cpus": cpus,
+        "cpu_efficiency": cpu / (elapsed * cpus) if cpu is not None and elapsed else None,
+        "maxrss_mib": sampled,
+        "peak_rss_mib": peak,
+        "mem_requested_mib": requested,
+        "mem_efficiency": peak / requested if peak is not None and requested else None,
+        "source": source,
+    }
 
 
 def task_table(
@@ -202,7 +155,7 @@ def task_table(
         job = str(timing.get("job_id"))
         usage = accounted.get((job, timing.get("array_task") or 0))
         rows.append(_task_row(timing, origin, submitted.get(job) or origin, usage))
-    table = pd.DataFrame(rows).astype(dict.fromkeys(_FLOAT_COLUMNS, float))
+    table = pd.DataFrame(rows).astype(dict.fromkeys(_FLOAT_COLUMNS.split(), float))
     return table.sort_values(["start_s", "task"], ignore_index=True)
 
 
@@ -228,7 +181,7 @@ def _task_row(
         "start_s": start - origin,
         "first_frame_s": first - origin,
         "end_s": end - origin,
-        **_Measured.of(timing, end - start, usage).columns(),
+        **_measured(timing, end - start, usage),
     }
 
 
@@ -270,15 +223,19 @@ def _asked(value: float | None) -> str:
     return "no limit asked" if value is None or math.isnan(value) else f"asked for {value:.0f} MiB"
 
 
+def _most_asked(table: pd.DataFrame) -> float | None:
+    """The most memory a render task asked for, in MiB; None if none asked."""
+    asked = table["mem_requested_mib"].dropna()
+    return float(asked.max()) if len(asked) else None
+
+
 def memory_line(table: pd.DataFrame, assembly: AssemblyMemory | None) -> str:
     """Peak memory against what each job asked for (``--mem``), like ``seff``'s line."""
     parts = []
     if "peak_rss_mib" in table and table["peak_rss_mib"].notna().any():
-        requested = table["mem_requested_mib"].dropna()
         parts.append(
             f"render tasks peaked at {table['peak_rss_mib'].max():.0f} MiB "
-            f"(median {table['peak_rss_mib'].median():.0f}), "
-            f"{_asked(float(requested.max()) if len(requested) else None)}"
+            f"(median {table['peak_rss_mib'].median():.0f}), {_asked(_most_asked(table))}"
         )
     if assembly is not None and assembly.peaks_mib:
         largest = max(assembly.peaks_mib, key=lambda name: assembly.peaks_mib[name])
@@ -295,10 +252,7 @@ def warning_lines(table: pd.DataFrame, accounting: Accounting) -> list[str]:
     asks for enough; tasks that peaked above the memory they asked for."""
     killed = [usage.line for usage in accounting.tasks.values()]
     lines = [f"killed: {kill.line()}" for kill in kills(killed)]
-    asked = table["mem_requested_mib"].dropna()
-    over = over_asked_line(
-        table["peak_rss_mib"].dropna(), float(asked.max()) if len(asked) else None
-    )
+    over = over_asked_line(table["peak_rss_mib"].dropna(), _most_asked(table))
     return [*lines, *([over] if over else [])]
 
 
@@ -314,10 +268,8 @@ def efficiency_line(table: pd.DataFrame) -> str:
         )
     memory = table.dropna(subset=["peak_rss_mib", "mem_requested_mib"])
     if len(memory):
-        peak, requested = (
-            float(memory["peak_rss_mib"].max()),
-            float(memory["mem_requested_mib"].max()),
-        )
+        peak = float(memory["peak_rss_mib"].max())
+        requested = float(memory["mem_requested_mib"].max())
         parts.append(
             f"memory {peak / requested:.0%} of the {requested:.0f} MiB asked for, "
             f"at the largest task's peak ({peak:.0f} MiB)"
@@ -363,13 +315,13 @@ def _assembly_span(record: RunRecord) -> tuple[float, float] | None:
 
 
 def _timeline_title(record: RunRecord, tasks: int) -> str:
-    frames_per_task = record.parameters.frames_per_task if record.mode_is_slurm else None
-    what = f"{tasks} tasks" + (
-        f" of {frames_per_task} frame{'s' if frames_per_task > 1 else ''}"
-        if frames_per_task
+    per_task = record.parameters.frames_per_task
+    what = (
+        f" of {per_task} frame{'s' * (per_task > 1)}"
+        if record.mode_is_slurm
         else " (local workers)"
     )
-    return f"{record.parameters.describe()}: {what}"
+    return f"{record.parameters.describe()}: {tasks} tasks{what}"
 
 
 def write_report(paths: ProjectPaths) -> Report:
@@ -386,13 +338,8 @@ def write_report(paths: ProjectPaths) -> Report:
     table = task_table(record, timings, accounting)
     times = summary_lines(table, record.mode_is_slurm)
     efficiency, memory = efficiency_line(table), memory_line(table, record.assembly_memory)
-    summary = [
-        *times,
-        efficiency,
-        memory,
-        *warning_lines(table, accounting),
-        source_line(table, accounting),
-    ]
+    warnings = warning_lines(table, accounting)
+    summary = [*times, efficiency, memory, *warnings, source_line(table, accounting)]
     paths.report.mkdir(parents=True, exist_ok=True)
     csv = paths.report / TASKS_CSV
     write_atomically(
