@@ -29,16 +29,8 @@ SACCT_USAGE_FIELDS = (
 
 def _command(job_ids: list[str], fields: tuple[str, ...], *options: str) -> list[str]:
     """The ``sacct`` command for ``job_ids``, one ``--parsable2`` line each, ``fields``."""
-    return [
-        "sacct",
-        "--noheader",
-        "--parsable2",
-        *options,
-        "--jobs",
-        ",".join(job_ids),
-        "--format",
-        ",".join(fields),
-    ]
+    jobs, columns = ",".join(job_ids), ",".join(fields)
+    return ["sacct", "--noheader", "--parsable2", *options, "--jobs", jobs, "--format", columns]
 
 
 def sacct_states(job_ids: list[str]) -> list[JobLine]:
@@ -63,13 +55,19 @@ def _state(row: dict[str, str]) -> str:
     return (row["State"].split() or [""])[0]
 
 
-def cpu_seconds(text: str) -> float:
-    """sacct's CPU time (``[D-][HH:]MM:SS[.mmm]``) in seconds."""
+def seconds(text: str) -> float:
+    """Slurm's time in seconds: a time limit (``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M:S``),
+    or sacct's CPU time (``[D-][HH:]MM:SS[.mmm]``)."""
     days, _, clock = text.strip().rpartition("-")
-    seconds = 0.0
-    for part in clock.split(":"):
-        seconds = seconds * 60 + float(part or 0)
-    return seconds + (int(days) * 86400 if days else 0)
+    parts = [float(part) for part in clock.split(":") if part]
+    if days:  # with days, the clock is H, H:M or H:M:S
+        parts += [0.0] * (3 - len(parts))
+        hours, minutes, seconds = parts[:3]
+    elif len(parts) == 1:  # minutes
+        hours, minutes, seconds = 0.0, parts[0], 0.0
+    else:
+        hours, minutes, seconds = ([0.0, *parts] if len(parts) == 2 else parts)[:3]
+    return (float(days or 0) * 24 + hours) * 3600 + minutes * 60 + seconds
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ def _usage(row: dict[str, str], step_peak: float | None) -> Usage:
         JobLine(base, task, _state(row), "None", asked, row["Timelimit"]),
         row["ExitCode"],
         float(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else 0.0,
-        cpu_seconds(row["TotalCPU"] or "0"),
+        seconds(row["TotalCPU"] or "0"),
         cpus,
         step_peak or memory_mib(row["MaxRSS"]),
         requested,

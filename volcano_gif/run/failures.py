@@ -33,6 +33,7 @@ from pathlib import Path
 from volcano_gif import slurm
 from volcano_gif.layout import ASSEMBLY_MEMORY, ASSEMBLY_TIME, RENDER_TASK_MEMORY, RENDER_TASK_TIME
 from volcano_gif.numbering import compress_ranges
+from volcano_gif.sacct import seconds
 
 #: The job states that mean "killed for want of a resource", and the resource.
 KILLED_FOR = {"OUT_OF_MEMORY": "memory", "TIMEOUT": "time"}
@@ -133,33 +134,19 @@ def _fix(cause: str, asked: str, is_array: bool) -> str:
         had = slurm.memory_mib(asked) if asked else None
         wanted = max(default, 2 * had if had else 0.0)
         return f"--mem={math.ceil(wanted / MEMORY_STEP_MIB) * MEMORY_STEP_MIB}M"
-    default = _seconds(RENDER_TASK_TIME if is_array else ASSEMBLY_TIME)
-    had = _seconds(asked) if asked and asked != "UNLIMITED" else 0.0
+    default = seconds(RENDER_TASK_TIME if is_array else ASSEMBLY_TIME)
+    had = seconds(asked) if asked and asked != "UNLIMITED" else 0.0
     return f"--time={_clock(max(default, 2 * had))}"
 
 
 def _size(name: str, value: str) -> float:
     if name == "--mem":
         return slurm.memory_mib(value) or 0.0
-    return _seconds(value) if name == "--time" else 0.0
+    return seconds(value) if name == "--time" else 0.0
 
 
-def _seconds(text: str) -> float:
-    """Slurm's time limit (``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M:S``) in seconds."""
-    days, _, clock = text.strip().rpartition("-")
-    parts = [float(part) for part in clock.split(":") if part]
-    if days:  # with days, the clock is H, H:M or H:M:S
-        parts += [0.0] * (3 - len(parts))
-        hours, minutes, seconds = parts[:3]
-    elif len(parts) == 1:  # minutes
-        hours, minutes, seconds = 0.0, parts[0], 0.0
-    else:
-        hours, minutes, seconds = ([0.0, *parts] if len(parts) == 2 else parts)[:3]
-    return (float(days or 0) * 24 + hours) * 3600 + minutes * 60 + seconds
-
-
-def _clock(seconds: float) -> str:
-    whole = math.ceil(seconds)
+def _clock(total: float) -> str:
+    whole = math.ceil(total)
     days, rest = divmod(whole, 86400)
     clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
     return f"{days}-{clock}" if days else clock
