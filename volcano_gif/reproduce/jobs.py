@@ -16,27 +16,19 @@ from volcano_gif import slurm
 from volcano_gif.layout import (
     ARRAY_SCRIPT,
     COMPARE_SCRIPT,
-    SLURM_ARRAY_LOG_ERR,
-    SLURM_ARRAY_LOG_OUT,
-    SLURM_JOB_LOG_ERR,
-    SLURM_JOB_LOG_OUT,
     job_comment,
 )
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run import lifecycle
 from volcano_gif.run.record import Kind, RunRecord, Submission, now
-from volcano_gif.submit.plan import ArrayPlan, plan_array, render_options, sbatch_command
+from volcano_gif.submit.plan import (
+    ArrayPlan,
+    log_options,
+    plan_array,
+    render_options,
+    sbatch_command,
+)
 from volcano_gif.submit.submission import ready_array
-
-
-def log_options(scratch: ProjectPaths, array: bool) -> list[str]:
-    """sbatch's --output and --error, into the reproduction's own log folder."""
-    out, err = (
-        (SLURM_ARRAY_LOG_OUT, SLURM_ARRAY_LOG_ERR)
-        if array
-        else (SLURM_JOB_LOG_OUT, SLURM_JOB_LOG_ERR)
-    )
-    return [f"--output={scratch.root / out}", f"--error={scratch.root / err}"]
 
 
 def submit_jobs(
@@ -70,7 +62,7 @@ def submit_jobs(
             str(scratch.root),
             *render_options(record.parameters, submission.frames_per_task, record.run_id, force),
         ]
-        options = [*log_options(scratch, True), *extra]
+        options = [*log_options(scratch.root, True), *extra]
         command = sbatch_command(ARRAY_SCRIPT, render, options, array=array)
         try:
             array_id = slurm.submit(command, paths.root)
@@ -140,7 +132,7 @@ def _submit_comparison(
     """Submit the comparison job after the array ``array_id`` (if any); its job id."""
     root = ["--root", str(scratch.root)]
     command = sbatch_command(
-        COMPARE_SCRIPT, root, [*log_options(scratch, False), *extra], after=array_id
+        COMPARE_SCRIPT, root, [*log_options(scratch.root, False), *extra], after=array_id
     )
     try:
         compare_id = slurm.submit(command, paths.root)

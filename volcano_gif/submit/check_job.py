@@ -41,6 +41,7 @@ from volcano_gif.layout import (
     SLURM_ARRAY_LOG_OUT,
 )
 from volcano_gif.paths import ProjectPaths
+from volcano_gif.submit.plan import log_options, sbatch_command
 from volcano_gif.submit.polling import poll_until
 from volcano_gif.task.frames import inspect_frame
 
@@ -139,11 +140,9 @@ def scratch_folder(paths: ProjectPaths) -> Iterator[ProjectPaths]:
 
 def job_command(paths: ProjectPaths, scratch: ProjectPaths) -> list[str]:
     """``sbatch --parsable --array=1 ... generate_frames.slurm --frames 1 --root SCRATCH``."""
-    options = [f"--time={JOB_TIME}", f"--job-name={JOB_NAME}", f"--chdir={paths.root}"]
-    logs = [f"--output={scratch.root / SLURM_ARRAY_LOG_OUT}"]
-    logs.append(f"--error={scratch.root / SLURM_ARRAY_LOG_ERR}")
-    script = [str(paths.root / ARRAY_SCRIPT), "--frames", "1", "--root", str(scratch.root)]
-    return ["sbatch", "--parsable", "--array=1", *options, *logs, *script]
+    options = ["--array=1", f"--time={JOB_TIME}", f"--job-name={JOB_NAME}", f"--chdir={paths.root}"]
+    script, args = str(paths.root / ARRAY_SCRIPT), ["--frames", "1", "--root", str(scratch.root)]
+    return sbatch_command(script, args, [*options, *log_options(scratch.root, array=True)])
 
 
 def run_job(paths: ProjectPaths, scratch: ProjectPaths, timeout: float) -> JobOutcome:

@@ -9,14 +9,22 @@ by :mod:`volcano_gif.submit.plan_files`; a test holds the two together).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from volcano_gif.errors import UsageError
-from volcano_gif.layout import DEFAULT_SIZE
+from volcano_gif.layout import (
+    DEFAULT_SIZE,
+    SLURM_ARRAY_LOG_ERR,
+    SLURM_ARRAY_LOG_OUT,
+    SLURM_JOB_LOG_ERR,
+    SLURM_JOB_LOG_OUT,
+)
 from volcano_gif.numbering import compress_ranges as compress_ranges  # noqa: PLC0414  (re-exported)
 from volcano_gif.numbering import (
     default_gif_width,
@@ -136,9 +144,7 @@ def fit_submit_limit(
         f"{limit.queued} jobs queued already): rendering {fitted.frames_per_task} frames per "
         f"task instead, as {len(fitted.tasks)} tasks"
     )
-    return ArrayPlan(
-        fitted.frames_per_task, fitted.tasks, fitted.frame_count, fitted.max_running, note
-    )
+    return dataclasses.replace(fitted, note=note)
 
 
 def render_options(
@@ -149,14 +155,8 @@ def render_options(
     ``--run-id`` goes into each task's timing file: the run report counts this run's
     tasks only, even where job ids repeat (a cluster whose ids started again).
     """
-    options = [
-        "--frames",
-        str(parameters.frame_count),
-        "--frames-per-task",
-        str(frames_per_task),
-        "--run-id",
-        run_id,
-    ]
+    options = ["--frames", str(parameters.frame_count), "--frames-per-task", str(frames_per_task)]
+    options += ["--run-id", run_id]
     if parameters.size != DEFAULT_SIZE:
         options += ["--size", format_size(parameters.size)]
     if force:
@@ -191,6 +191,14 @@ def sbatch_command(
     spec = [f"--array={array.spec}"] if array else []
     dependency = [f"--dependency=afterany:{after}"] if after else []
     return ["sbatch", "--parsable", *spec, *dependency, *options, script, *args]
+
+
+def log_options(root: Path, array: bool) -> list[str]:
+    """sbatch's --output and --error into ``root``'s log folder: an array task's, or a job's."""
+    out, err = (SLURM_ARRAY_LOG_OUT, SLURM_ARRAY_LOG_ERR)
+    if not array:
+        out, err = SLURM_JOB_LOG_OUT, SLURM_JOB_LOG_ERR
+    return [f"--output={root / out}", f"--error={root / err}"]
 
 
 def show(command: Sequence[str]) -> str:

@@ -22,20 +22,13 @@ from pathlib import Path
 
 from volcano_gif.commands import on_one_line, said_lines
 
-#: The plan files that submit-gif-job reads (tests/test_scripts.py holds it to them).
-PLAN_FILES = (
-    "submit",
-    "array",
-    "render-options",
-    "assembly-options",
-    "sbatch-options",
-    "watch",
-    "array-job",
-    "gif-job",
-    "sbatch-messages",
-)
 #: The commands the script ran, in order, by the file that keeps each.
 _JOB_FILES = ("array-job", "gif-job")
+#: The plan files that submit-gif-job reads (tests/test_scripts.py holds it to them).
+PLAN_FILES = (
+    *("submit", "array", "render-options", "assembly-options", "sbatch-options", "watch"),
+    *(*_JOB_FILES, "sbatch-messages"),  # written by the script
+)
 _NOTHING_SAID = "sbatch said nothing"
 
 
