@@ -12,12 +12,12 @@ reproduction's own record (``reproduces``), from which it is printed again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
 import math
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,7 @@ class ReproductionIncompleteError(RuntimeError):
     def __init__(self, problems: dict[int, str], frame_count: int, hint: str) -> None:
         self.problems = problems
         frames = sorted(problems)
-        listed = "\n".join(f"  frame {frame}: {problems[frame]}" for frame in frames[:20])
+        listed = "\n".join(f"  frame {k}: {problems[k]}" for k in frames[:LISTED_PROBLEMS])
         more = len(frames) - LISTED_PROBLEMS
         super().__init__(
             f"{len(problems)} of {frame_count} frames of the reproduction are missing or broken; "
@@ -68,13 +68,20 @@ def project_of(scratch: ProjectPaths) -> ProjectPaths:
     return ProjectPaths(scratch.root.parents[len(REPRODUCE_DIR.parts)])
 
 
-def finish_hint(scratch: ProjectPaths, origin: Reproduction) -> str:
-    """The one command that finishes (or shows again) a reproduction."""
+def origin_of(record: RunRecord) -> Reproduction:
+    """What the reproduction ``record`` reproduces; raise UsageError if it is not one."""
+    if record.reproduces is None:
+        raise UsageError(f"run {record.run_id} is not a reproduction")
+    return record.reproduces
+
+
+def finish_hint(scratch: ProjectPaths, record: RunRecord) -> str:
+    """The one command that finishes (or shows again) the reproduction ``record``."""
     root = project_of(scratch).root
     return (
         "finish the reproduction with one command, from the project folder (it renders only "
         f"what is missing, then compares):\n  cd {shlex.quote(str(root))} && "
-        f"volcano-gif reproduce {shlex.quote(origin.source)}"
+        f"volcano-gif reproduce {shlex.quote(origin_of(record).source)}"
     )
 
 
@@ -187,22 +194,15 @@ def version_differences(
 
 
 # --------------------------------------------------------------------- the step
-@dataclass(frozen=True)
-class _Outcome:
-    rendered: dict[str, str]
-    differences: list[FrameDifference]
-    notes: list[str]
-    archive: str | None
-    version_differences: dict[str, list[str | None]]
-
-
-def _compare(scratch: ProjectPaths, record: RunRecord, origin: Reproduction) -> _Outcome:
+def _compare(
+    scratch: ProjectPaths, record: RunRecord, origin: Reproduction
+) -> tuple[dict[str, str], Reproduction]:
+    """The frames' SHA-256 by name, and ``origin`` with the outcome of comparing them."""
     parameters = record.parameters
     problems = check_frames(scratch.images, parameters.frame_count, parameters.size)
     if problems:
-        raise ReproductionIncompleteError(
-            problems, parameters.frame_count, finish_hint(scratch, origin)
-        )
+        hint = finish_hint(scratch, record)
+        raise ReproductionIncompleteError(problems, parameters.frame_count, hint)
     rendered = {
         frame_name(frame): sha256_of(scratch.frame(frame))
         for frame in expected_frames(parameters.frame_count)
@@ -232,12 +232,14 @@ def _compare(scratch: ProjectPaths, record: RunRecord, origin: Reproduction) -> 
             f"{DATA_FILE} is not the original run's: SHA-256 {(record.data_sha256 or '')[:12]}... "
             f"here, {source.record.data_sha256[:12]}... in the record: other heights"
         )
-    return _Outcome(
-        rendered,
-        differences(source, rendered, measured),
-        notes,
-        str(source.archive.path) if source.archive else None,
-        version_differences(source.record.versions, record.versions),
+    found = differences(source, rendered, measured)
+    return rendered, dataclasses.replace(
+        origin,
+        archive=str(source.archive.path) if source.archive else None,
+        identical=not found,
+        differences=found,
+        version_differences=version_differences(source.record.versions, record.versions),
+        notes=notes,
     )
 
 
@@ -249,22 +251,14 @@ def compare_reproduction(scratch: ProjectPaths) -> int:
     record, origin = require_reproduction(scratch)
     lifecycle.started(scratch, record.run_id)
     with lifecycle.recording_failures(scratch, record.run_id):
-        outcome = _compare(scratch, record, origin)
+        rendered, outcome = _compare(scratch, record, origin)
 
     def compared(current: RunRecord) -> str:
-        reproduction = current.reproduces
-        if reproduction is None:
+        if current.reproduces is None:
             raise UsageError(f"run {current.run_id} is no longer a reproduction's record")
-        current.frames_sha256 = outcome.rendered
-        reproduction.archive = outcome.archive
-        reproduction.differences = outcome.differences
-        reproduction.version_differences = outcome.version_differences
-        reproduction.notes = outcome.notes
-        reproduction.identical = not outcome.differences
-        reproduction.compared = now()
-        return (
-            "identical" if reproduction.identical else f"{len(outcome.differences)} frames differ"
-        )
+        current.frames_sha256 = rendered
+        current.reproduces = dataclasses.replace(outcome, compared=now())
+        return "identical" if outcome.identical else f"{len(outcome.differences)} frames differ"
 
     written = lifecycle.succeeded(scratch, record.run_id, compared)
     return print_outcome(scratch, written or require_reproduction(scratch)[0])
@@ -280,9 +274,7 @@ def print_outcome(scratch: ProjectPaths, record: RunRecord) -> int:
 
 def outcome_lines(scratch: ProjectPaths, record: RunRecord) -> list[str]:
     """The outcome of a compared reproduction, from its record: one line per difference."""
-    origin = record.reproduces
-    if origin is None:
-        raise UsageError(f"run {record.run_id} is not a reproduction")
+    origin = origin_of(record)
     parameters = record.parameters
     count = parameters.frame_count
     where = project_of(scratch).relative(scratch.root)

@@ -52,16 +52,17 @@ def submit_jobs(
     # the comment names the run reproduced, so that the queue says whose the jobs are.
     comment = f"--comment={job_comment(Kind.REPRODUCE.value, scratch.root.name)}"
     extra = [comment, *(record.sbatch_options() if resumed else ()), *sbatch_options]
-    submission = _planned(scratch, record, array, sbatch_options, resumed)
+    scratch.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
+    per_task = array.frames_per_task if array else record.parameters.frames_per_task
+    kind, spec = "resume" if resumed else "start", array.spec if array else None
+    submission = Submission(kind, now(), spec, per_task, [], sbatch_options=list(sbatch_options))
+    lifecycle.planned(scratch, record.run_id, submission)  # in the record; its job ids follow
     os.environ.setdefault("VOLCANO_PYTHON", sys.executable)  # what the job scripts run
     ran: list[list[str]] = []
     array_id = None
     if array is not None:
-        render = [
-            "--root",
-            str(scratch.root),
-            *render_options(record.parameters, submission.frames_per_task, record.run_id, force),
-        ]
+        task = render_options(record.parameters, per_task, record.run_id, force)
+        render = ["--root", str(scratch.root), *task]
         options = [*log_options(scratch.root, True), *extra]
         command = sbatch_command(ARRAY_SCRIPT, render, options, array=array)
         try:
@@ -95,29 +96,6 @@ def _ready_array(
     import matplotlib.font_manager  # noqa: F401  (builds the font cache before the tasks start)
 
     return array
-
-
-def _planned(
-    scratch: ProjectPaths,
-    record: RunRecord,
-    array: ArrayPlan | None,
-    sbatch_options: list[str],
-    resumed: bool,
-) -> Submission:
-    """The submission about to be made, in the record (its job ids follow)."""
-    frames_per_task = array.frames_per_task if array else record.parameters.frames_per_task
-    scratch.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
-    submission = Submission(
-        kind="resume" if resumed else "start",
-        time=now(),
-        array=array.spec if array else None,
-        frames_per_task=frames_per_task,
-        commands=[],
-        sbatch_options=list(sbatch_options),
-    )
-
-    lifecycle.planned(scratch, record.run_id, submission)
-    return submission
 
 
 def _submit_comparison(

@@ -257,30 +257,17 @@ def _begin(
 def _render_here(
     scratch: ProjectPaths, record: RunRecord, todo: list[int] | None, force: bool
 ) -> int:
-    parameters = record.parameters
+    count, size = record.parameters.frame_count, record.parameters.size
     try:
-        render_frames(
-            scratch,
-            parameters.frame_count,
-            frames=todo,
-            size=parameters.size,
-            force=force,
-            run_id=record.run_id,
-        )
+        render_frames(scratch, count, frames=todo, size=size, force=force, run_id=record.run_id)
     except RunCancelledError:
         lifecycle.cancelled(scratch, record.run_id, "stopped; rendered frames kept")
         logger.warning(
             "stopped: the frames rendered so far are kept; %s",
-            finish_hint(scratch, _origin(record)).replace("\n", " "),
+            finish_hint(scratch, record).replace("\n", " "),
         )
         return EXIT_CANCELLED
     return compare_reproduction(scratch)
-
-
-def _origin(record: RunRecord) -> Reproduction:
-    if record.reproduces is None:
-        raise UsageError(f"run {record.run_id} is not a reproduction")
-    return record.reproduces
 
 
 # ---------------------------------------------------------------------------- watch
@@ -304,12 +291,8 @@ def judge(scratch: ProjectPaths, run_id: str, out: TextIO) -> int:
         return print_outcome(scratch, record)
     problem = record.error or f"it ended in state {record.state}"
     print(f"reproduction {run_id} did not compare its frames: {problem}", file=out)
-    if record.missing_frames:
-        missing = record.missing_frames
-        print(
-            f"  missing frames: {', '.join(map(str, missing[:20]))}"
-            + (" ..." if len(missing) > 20 else ""),
-            file=out,
-        )
-    print(finish_hint(scratch, _origin(record)), file=out)
+    if missing := record.missing_frames:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        print(f"  missing frames: {shown}", file=out)
+    print(finish_hint(scratch, record), file=out)
     return EXIT_FAILURE
