@@ -67,12 +67,6 @@ def inspect_frame(
     return None
 
 
-def frame_problem(path: Path, frame: int, frame_count: int, size: tuple[int, int]) -> str | None:
-    """Why the file at ``path`` is not frame ``frame`` of this run, or None if it is."""
-    problem = inspect_frame(path, frame, frame_count, size)
-    return None if problem is None else problem.text
-
-
 def check_frames(
     images_dir: Path,
     frame_count: int,
@@ -89,14 +83,11 @@ def check_frames(
     wanted = list(expected_frames(frame_count) if frames is None else frames)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         problems = pool.map(
-            lambda frame: frame_problem(images_dir / frame_name(frame), frame, frame_count, size),
+            lambda frame: inspect_frame(images_dir / frame_name(frame), frame, frame_count, size),
             wanted,
         )
-        return {
-            frame: problem
-            for frame, problem in zip(wanted, problems, strict=True)
-            if problem is not None
-        }
+        found = zip(wanted, problems, strict=True)
+        return {frame: problem.text for frame, problem in found if problem is not None}
 
 
 def frames_on_disk(images_dir: Path) -> list[int]:

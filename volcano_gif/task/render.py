@@ -191,8 +191,6 @@ class FrameRenderer:
         for frame in frames:
             path, rendered = self.render_unless_done(frame, images_dir, force, timing)
             paths.append(path)
-            if rendered:
-                logger.info("rendered frame %d: %s", frame, path)
-            else:
-                logger.info("kept frame %d, already complete: %s", frame, path)
+            said = "rendered frame %d: %s" if rendered else "kept frame %d, already complete: %s"
+            logger.info(said, frame, path)
         return paths

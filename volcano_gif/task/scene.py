@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -76,32 +77,18 @@ class Scene:
         return projection
 
     def to_bytes(self) -> bytes:
+        """The scene as an ``.npz`` file: an array per field."""
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            frame_count=self.frame_count,
-            size=np.array(self.size),
-            corners=self.corners,
-            colors=self.colors,
-            to_pixels=self.to_pixels,
-            clip=self.clip,
-            projections=self.projections,
-        )
+        arrays: dict[str, Any] = {field.name: getattr(self, field.name) for field in fields(self)}
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod
     def from_file(cls, path: Path) -> Scene:
         with np.load(path) as data:
-            width, height = (int(side) for side in data["size"])
-            return cls(
-                int(data["frame_count"]),
-                (width, height),
-                data["corners"],
-                data["colors"],
-                data["to_pixels"],
-                data["clip"],
-                data["projections"],
-            )
+            arrays = {field.name: data[field.name] for field in fields(cls)}
+        count, (width, height) = int(arrays.pop("frame_count")), map(int, arrays.pop("size"))
+        return cls(frame_count=count, size=(width, height), **arrays)
 
 
 def build_scene(grid: FloatArray, frame_count: int, size: tuple[int, int]) -> Scene:

@@ -10,6 +10,7 @@ fast, and the report (pandas, seaborn) reads these files later.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -63,9 +64,9 @@ class TaskTiming:
 
     task: str  # "slurm-<job>_<task>" or "local-<run>-<pid>": also the file name
     kind: str  # "slurm" or "local"
-    node: str
-    pid: int
-    process_start: float
+    node: str = field(default_factory=node_name)
+    pid: int = field(default_factory=os.getpid)
+    process_start: float = field(default_factory=process_start_time)
     job_id: str | None = None  # the array job, on Slurm
     array_task: int | None = None
     run_id: str | None = None  # the run it belongs to (given to a Slurm task by the submission)
@@ -81,34 +82,14 @@ class TaskTiming:
 
     @classmethod
     def for_slurm_task(cls, job_id: str, array_task: int, run_id: str | None) -> TaskTiming:
+        """The timing of this process, array task ``array_task`` of job ``job_id``."""
         task = f"slurm-{job_id}_{array_task}"
-        return cls._starting(task, "slurm", run_id, job_id=job_id, array_task=array_task)
+        return cls(task, "slurm", job_id=job_id, array_task=array_task, run_id=run_id)
 
     @classmethod
     def for_local_worker(cls, run_id: str) -> TaskTiming:
-        return cls._starting(f"local-{run_id}-{os.getpid()}", "local", run_id)
-
-    @classmethod
-    def _starting(
-        cls,
-        task: str,
-        kind: str,
-        run_id: str | None,
-        *,
-        job_id: str | None = None,
-        array_task: int | None = None,
-    ) -> TaskTiming:
-        """The timing of this process, which runs ``task``: where, and since when."""
-        return cls(
-            task=task,
-            kind=kind,
-            node=node_name(),
-            pid=os.getpid(),
-            process_start=process_start_time(),
-            job_id=job_id,
-            array_task=array_task,
-            run_id=run_id,
-        )
+        """The timing of this process, a local worker of run ``run_id``."""
+        return cls(f"local-{run_id}-{os.getpid()}", "local", run_id=run_id)
 
     def frame_done(self, frame: int, started: float) -> None:
         self.frames.append([frame, started, time.time()])
@@ -135,27 +116,19 @@ def load_run_timings(
     and it names the run (job ids repeat where a cluster starts again from 1); a
     local worker's, if it names the run.
     """
-    import json
-
     records: list[dict[str, object]] = []
     problems: list[str] = []
-    wanted = [f"slurm-{job}_" for job in array_job_ids] + [f"local-{run_id}-"]
-    try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return [], []
-    for name in names:
-        if not name.endswith(".json") or not name.startswith(tuple(wanted)):
-            continue
+    wanted = (*(f"slurm-{job}_" for job in array_job_ids), f"local-{run_id}-")
+    for path in _timing_files(folder, wanted):
         try:
-            data = json.loads((folder / name).read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("process_start"), float):
                 raise ValueError("no process_start")
             if data.get("run_id") not in (None, run_id):
                 continue  # another run's task that had the same array job id
             records.append(data)
         except (OSError, ValueError) as error:
-            problems.append(f"{folder / name}: not a task timing record ({error}); left out")
+            problems.append(f"{path}: not a task timing record ({error}); left out")
     return records, problems
 
 
@@ -164,17 +137,8 @@ def remove_other_runs_timings(folder: Path, run_id: str) -> list[Path]:
 
     Only our own files (``slurm-*.json``, ``local-*.json``) are touched.
     """
-    import json
-
     removed = []
-    try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return []
-    for name in names:
-        if not (name.endswith(".json") and name.startswith(("slurm-", "local-"))):
-            continue
-        path = folder / name
+    for path in _timing_files(folder, ("slurm-", "local-")):
         try:
             owner = json.loads(path.read_text(encoding="utf-8")).get("run_id")
         except (OSError, ValueError, AttributeError):
@@ -183,3 +147,12 @@ def remove_other_runs_timings(folder: Path, run_id: str) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def _timing_files(folder: Path, prefixes: tuple[str, ...]) -> list[Path]:
+    """The ``.json`` files in ``folder`` whose names start with one of ``prefixes``, sorted."""
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    return [folder / name for name in names if name.endswith(".json") and name.startswith(prefixes)]
