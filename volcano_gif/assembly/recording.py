@@ -61,7 +61,7 @@ def archived_record(record: RunRecord | None) -> Callable[[dict[str, str]], byte
     def copy(digests: dict[str, str]) -> bytes:
         data = record.to_json()
         data["state"] = RunState.ASSEMBLING
-        data["frames_sha256"] = {name.rsplit("/", 1)[-1]: sha for name, sha in digests.items()}
+        data["frames_sha256"] = _by_frame_name(digests)
         return (json.dumps(data, indent=2) + "\n").encode()
 
     return copy
@@ -76,27 +76,18 @@ def record_success(
 ) -> None:
     """Record the verified outputs, every checksum and the memory used, before any frame
     is deleted."""
-    mp4_facts = _output_file(paths, paths.mp4)
-    gif_facts = _output_file(paths, paths.gif)
-    archive_facts = _output_file(paths, archive)
+    files = {"mp4": paths.mp4, "gif": paths.gif, "archive": archive}
+    facts = {name: _output_file(paths, path) for name, path in files.items()}
 
     def outputs(record: RunRecord) -> str:
         parameters = record.parameters
-        mp4_facts.frames, (mp4_facts.width, mp4_facts.height) = (
-            parameters.frame_count,
-            mp4_size(parameters.size),
-        )
-        gif_facts.frames, (gif_facts.width, gif_facts.height) = (
-            parameters.frame_count,
-            gif_size(parameters.size, parameters.gif_width),
-        )
-        archive_facts.frames = parameters.frame_count
-        record.outputs = {"mp4": mp4_facts, "gif": gif_facts, "archive": archive_facts}
-        record.frames_sha256 = {
-            name.rsplit("/", 1)[-1]: sha
-            for name, sha in digests.items()
-            if name.startswith("images/")
-        }
+        sizes = {"mp4": mp4_size(parameters.size)}
+        sizes["gif"] = gif_size(parameters.size, parameters.gif_width)
+        for name, output in facts.items():
+            output.frames = parameters.frame_count
+            output.width, output.height = sizes.get(name, (None, None))
+        record.outputs = facts
+        record.frames_sha256 = _by_frame_name(digests)
         record.assembly_memory = memory
         _date_the_first_task(paths, record)
         return f"{paths.relative(paths.gif)}, {paths.relative(archive)}"
@@ -116,3 +107,10 @@ def _date_the_first_task(paths: ProjectPaths, record: RunRecord) -> None:
 
 def _output_file(paths: ProjectPaths, path: Path) -> OutputFile:
     return OutputFile(paths.relative(path), sha256_of(path), path.stat().st_size)
+
+
+def _by_frame_name(digests: dict[str, str]) -> dict[str, str]:
+    """The frames' SHA-256 by file name, from the archive's by member name."""
+    return {
+        name.rsplit("/", 1)[-1]: sha for name, sha in digests.items() if name.startswith("images/")
+    }

@@ -58,6 +58,7 @@ class RunState(StrEnum):
 #: resumed (SUBMITTING, RENDERING) or assembled by hand (ASSEMBLING): also a run
 #: whose submitter or assembly died before it could say so.
 ALL_STATES = frozenset(RunState)
+_NOTHING_TO_CANCEL = {RunState.ASSEMBLED, RunState.COMPARED, RunState.REFUSED, RunState.CANCELLED}
 MOVES: dict[RunState, frozenset[RunState]] = {
     RunState.SUBMITTING: ALL_STATES,
     RunState.RENDERING: ALL_STATES,
@@ -67,15 +68,7 @@ MOVES: dict[RunState, frozenset[RunState]] = {
     RunState.ASSEMBLED: frozenset({RunState.ASSEMBLING}),
     RunState.COMPARED: frozenset({RunState.ASSEMBLING}),
     RunState.FAILED: frozenset({RunState.ASSEMBLING, RunState.SUBMITTING}),
-    RunState.CANCELLED: frozenset(
-        {
-            RunState.SUBMITTING,
-            RunState.SUBMITTED,
-            RunState.RENDERING,
-            RunState.ASSEMBLING,
-            RunState.FAILED,
-        }
-    ),
+    RunState.CANCELLED: ALL_STATES - _NOTHING_TO_CANCEL,
 }
 
 

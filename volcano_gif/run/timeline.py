@@ -118,17 +118,11 @@ def _draw_legend(timeline: Axes, palette: Palette) -> None:
 
 def _draw_phases(phases: Axes, table: pd.DataFrame) -> None:
     """Core-seconds by node, start-up beside rendering."""
-    import pandas as pd
     import seaborn as sns
 
-    by_phase = pd.concat(
-        [
-            table.groupby("node")["startup_s"].sum().rename("start-up"),
-            table.groupby("node")["render_s"].sum().rename("rendering"),
-        ],
-        axis=1,
-    ).reset_index()
-    by_phase = by_phase.melt(id_vars="node", var_name="phase", value_name="seconds")
+    by_node = table.groupby("node")[["startup_s", "render_s"]].sum()
+    by_node = by_node.rename(columns={"startup_s": "start-up", "render_s": "rendering"})
+    by_phase = by_node.reset_index().melt(id_vars="node", var_name="phase", value_name="seconds")
     sns.barplot(
         data=by_phase, y="node", x="seconds", hue="phase", ax=phases, palette=["0.75", "0.35"]
     )
