@@ -179,13 +179,8 @@ def _check(record: RunRecord) -> None:
     """What the schema says of the fields a reproduction relies on (they decide paths,
     frame names and sizes)."""
     parameters = record.parameters
-    numbers = (
-        parameters.frame_count,
-        parameters.frames_per_task,
-        parameters.width,
-        parameters.height,
-        parameters.gif_width,
-    )
+    numbers = [parameters.frame_count, parameters.frames_per_task, *parameters.size]
+    numbers.append(parameters.gif_width)
     if not all(isinstance(number, int) and not isinstance(number, bool) for number in numbers):
         raise RecordError("its parameters are not whole numbers")
     try:

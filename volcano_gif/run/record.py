@@ -124,15 +124,8 @@ class Parameters:
     ) -> Parameters:
         """A run's parameters, checked: the frame count's range, a GIF no wider than
         the frames (400 px by default, or the frame width)."""
-        return cls(
-            check_frame_count(frame_count),
-            frames_per_task,
-            size[0],
-            size[1],
-            FPS,
-            gif_width_for(size, gif_width),
-            max_running,
-        )
+        count, width = check_frame_count(frame_count), gif_width_for(size, gif_width)
+        return cls(count, frames_per_task, *size, FPS, width, max_running)
 
 
 @dataclass
