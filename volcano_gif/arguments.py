@@ -25,6 +25,8 @@ from volcano_gif.numbering import format_size, parse_size
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 128 + signal.SIGTERM
+#: Where an option can be added: a parser, or a group of its options.
+ParserOrGroup = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,17 +65,10 @@ def frame_count_arg(text: str) -> int:
     return value
 
 
-def add_frames_option(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None
-) -> None:
+def add_frames_option(parser: ParserOrGroup, default: int | None) -> None:
     """``--frames N``, the frame count, the same for every command that takes it."""
-    parser.add_argument(
-        "--frames",
-        type=frame_count_arg,
-        default=default,
-        metavar="N",
-        help=f"frames in one full turn (default {DEFAULT_FRAME_COUNT})",
-    )
+    text = f"frames in one full turn (default {DEFAULT_FRAME_COUNT})"
+    parser.add_argument("--frames", type=frame_count_arg, default=default, metavar="N", help=text)
 
 
 def task_option(text: str) -> int:
@@ -106,15 +101,13 @@ def add_common(parser: argparse.ArgumentParser, default_root: Path) -> None:
     add_root(parser, default_root)
 
 
-def add_size_option(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: tuple[int, int] | None
-) -> None:
+def add_size_option(parser: ParserOrGroup, default: tuple[int, int] | None) -> None:
     """``--size WxH``, the frame size, the same for every command that takes it."""
     text = f"frame size in pixels (default {format_size(DEFAULT_SIZE)})"
     parser.add_argument("--size", type=size_arg, default=default, metavar="WxH", help=text)
 
 
-def add_gif_width_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_gif_width_option(parser: ParserOrGroup) -> None:
     """``--gif-width PX``: the GIF's width; the run's record keeps it."""
     text = (
         "GIF width in pixels; the height keeps the aspect ratio "
@@ -123,9 +116,7 @@ def add_gif_width_option(parser: argparse.ArgumentParser | argparse._ArgumentGro
     parser.add_argument("--gif-width", type=positive_int, metavar="PX", help=text)
 
 
-def add_frames_per_task_option(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None, said: str
-) -> None:
+def add_frames_per_task_option(parser: ParserOrGroup, default: int | None, said: str) -> None:
     """``--frames-per-task F``; ``said`` tells the default, as the command has it."""
     text = f"frames each array task renders, as a contiguous block ({said})"
     parser.add_argument(

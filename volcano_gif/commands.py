@@ -135,12 +135,7 @@ def _run(
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         try:
             process = subprocess.Popen(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                cwd=cwd,
-                env=dict(env) if env is not None else None,
+                list(args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=cwd, env=env
             )
         except OSError as error:
             raise CommandError(args, 127, str(error)) from None

@@ -66,13 +66,9 @@ def encode_gif(
     """Write the GIF in two streaming passes (palette, then frames); return both peaks (MiB)."""
     with tempfile.TemporaryDirectory(prefix="volcano-gif-palette-") as scratch:
         frame_list, palette = Path(scratch) / "frames.txt", Path(scratch) / "palette.png"
-        frame_list.write_text(
-            # Absolute: ffmpeg reads relative names in a list from the list's folder.
-            concat_list(
-                [(images_dir / frame_name(k)).absolute() for k in palette_frames(frame_count)]
-            ),
-            encoding="utf-8",
-        )
+        # Absolute: ffmpeg reads relative names in a list from the list's folder.
+        listed = [(images_dir / frame_name(k)).absolute() for k in palette_frames(frame_count)]
+        frame_list.write_text(concat_list(listed), encoding="utf-8")
         made = run_measured(palette_command(ffmpeg, frame_list, palette, width))
         used = run_measured(
             gif_command(ffmpeg, images_dir, frame_count, target, width, palette=palette)

@@ -53,15 +53,9 @@ class FrameProgress:
 
             # A terminal that does not say its width (width 0) gets 80 columns.
             sized = columns > 0
+            width = {"dynamic_ncols": sized, "ncols": None if sized else 80}
             self.bar = tqdm(
-                total=total,
-                desc=what,
-                unit="frame",
-                file=self.stream,
-                dynamic_ncols=sized,
-                ncols=None if sized else 80,
-                smoothing=0.3,
-                leave=True,
+                total=total, desc=what, unit="frame", file=self.stream, smoothing=0.3, **width
             )
 
     def update(self, frames: int = 1) -> None:
