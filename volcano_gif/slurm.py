@@ -375,13 +375,20 @@ def submit(command: list[str], cwd: Path | None = None) -> str:
     return job_id
 
 
+#: sbatch --test-only's line: ``sbatch: Job 33 to start at TIME using 1 processors on nodes
+#: n1 in partition debug``; from 25.05, ``TIME[ on cluster NAME] a using`` (a stray "a" in
+#: slurm_job_will_run's message, src/api/allocate.c). The id is of no job: none was submitted.
+_WILL_RUN = re.compile(r"^sbatch: Job \d+ to start at (\S+(?: on cluster \S+)?)(?: a)? using", re.M)
+
+
 def test_only(command: list[str]) -> str:
     """Run ``command`` (an sbatch command) with ``--test-only``; return sbatch's answer.
 
-    sbatch checks the script and options and says when and where the job would
-    start, without submitting it. A refusal raises :class:`SlurmError`.
+    sbatch checks the script and options and says when and where the job would start,
+    without submitting it: ``would start at TIME using ...``, worded alike on every Slurm
+    version (see ``_WILL_RUN``). A refusal raises :class:`SlurmError`.
     """
     if command[0] != "sbatch":
         raise ValueError(f"not an sbatch command: {command}")
     stdout, stderr = _call_capturing(["sbatch", "--test-only", *command[1:]])
-    return (stderr + stdout).strip()
+    return _WILL_RUN.sub(r"would start at \1 using", (stderr + stdout).strip())
