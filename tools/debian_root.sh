@@ -9,10 +9,11 @@
 #   bash tools/debian_root.sh RELEASE shell [ROOT]                  # a shell inside, as the tests see it
 #
 # ROOT defaults to /var/tmp/volcano-RELEASE: outside the checkout, so the static
-# checks never scan it. A finished root is reused (testing's is not refreshed). Every
-# command inside runs in new mount and PID namespaces: the host never sees its
-# mounts, and when it ends the kernel drops them and kills every daemon left
-# inside, even after a crash or kill -9. So nothing is ever left mounted under ROOT.
+# checks never scan it. A finished root is reused as it is: remove it for a new one
+# (for testing, with the packages of the day). Every command inside runs in new
+# mount and PID namespaces: the host never sees its mounts, and when it ends the
+# kernel drops them and kills every daemon left inside, even after a crash or
+# kill -9. So nothing is ever left mounted under ROOT.
 set -euo pipefail
 self=$(realpath -- "${BASH_SOURCE[0]}")
 cd "$(dirname -- "$self")/.."
