@@ -40,9 +40,10 @@ if needs and not os.environ.get(needs):
     print("allocation failure: No partition specified or system default partition",
           file=sys.stderr)
     sys.exit(1)
-if "--test-only" in sys.argv:
-    print("sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 processors on nodes n1 "
-          "in partition debug", file=sys.stderr)
+if "--test-only" in sys.argv:  # Slurm 22.05's answer, or $FAKE_SBATCH_TEST_ONLY
+    print(os.environ.get("FAKE_SBATCH_TEST_ONLY", "sbatch: Job 999 to start at "
+          "2026-11-21T10:00:00 using 1 processors on nodes n1 in partition debug"),
+          file=sys.stderr)
     sys.exit(0)
 calls = [json.loads(line) for line in open(log)]
 submissions = [c for c in calls if c["program"] == "sbatch" and "--test-only" not in c["args"]]

@@ -35,8 +35,8 @@ PACKAGES_LINE = (
 )
 SLURM_LINE = "ok   slurm: Slurm 22.05.8: the controller answers ({bin}/sbatch)"
 TEST_ONLY = (
-    "sbatch --test-only: sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 processors "
-    "on nodes n1 in partition debug"
+    "sbatch --test-only: would start at 2026-11-21T10:00:00 using 1 processors on nodes n1 "
+    "in partition debug"
 )
 SCRIPT_LINES = [f"ok   generate_frames.slurm: {TEST_ONLY}", f"ok   create_gif.slurm: {TEST_ONLY}"]
 JOB_LINE = "ok   job: job 1001: its one task COMPLETED, and wrote its frame and its log"

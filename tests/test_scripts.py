@@ -35,6 +35,7 @@ SCRIPTS = [
     "compare_frames.slurm",
     "submit-gif-job",
     ".ci/run",
+    "tools/debian_root.sh",
 ]
 
 
@@ -144,9 +145,11 @@ def test_ci_runs_the_readme_test_command_with_decoys_first_on_path() -> None:
     assert f"\n{command}\n" in ci
     assert "for tool in shellcheck ruff mypy lint-imports; do" in ci
     assert ci.index('export PATH="$decoys:$PATH"') < ci.index(f"\n{command}\n")
-    # ... and the same command on Slurm 24.11, in the Debian 13 root, beside it.
-    assert "\nbash tools/debian13.sh test >" in ci
-    inside = (REPO / "tools" / "debian13.sh").read_text()
+    # ... and the same command on Slurm 24.11 and 26.05, in Debian roots, beside it.
+    assert 'bash tools/debian_root.sh "$release" test -- ${roots[$release]} >' in ci
+    assert "for release in testing trixie; do" in ci
+    assert "export VOLCANO_REQUIRE_SLURM=1" in ci
+    inside = (REPO / "tools" / "debian_root.sh").read_text()
     for step in (
         "python3 -m venv .venv",
         'pip install -q -e ".[test]"',

@@ -96,10 +96,11 @@ def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None
     assert sorted(table["array_task"]) == list(range(1, 7))
     assert set(table["node"]) == set(slurm.node_names)
     assert table["frames"].sum() == 12
-    # start-up + rendering fit in each task's wall time; the numbers are the tasks' own.
-    shown = table.to_string()
-    assert (table["startup_s"] + table["render_s"] <= table["wall_s"] + 1e-3).all(), shown
-    assert (table["startup_s"] > 0.2).all(), shown  # a Python process that imports matplotlib
+    # start-up + rendering fit in each task's wall time; the numbers are the tasks' own
+    # (a loaded or a fast machine changes them, not how they add up).
+    times = table[["startup_s", "render_s", "wall_s"]]
+    assert (times["startup_s"] + times["render_s"] <= times["wall_s"] + 1e-3).all(), times.values
+    assert (times > 0).all(axis=None), times.values
     with Image.open(project / "output/report/timeline.png") as picture:
         picture.load()
         assert picture.size == TIMELINE_SIZE
@@ -109,8 +110,8 @@ def test_the_report_of_a_run_on_two_nodes(slurm: Cluster, project: Path) -> None
     # Each job asked Slurm for the memory of its #SBATCH --mem line, and used less.
     assert {task["MinMemoryNode"] for task in job_records(slurm, array_id)} == {"256M"}
     assert job_records(slurm, gif_id)[0]["MinMemoryNode"] == "1G"
-    assert (table["mem_requested_mib"] == 256).all(), shown
-    assert (table["peak_rss_mib"].between(30, 256)).all(), shown
+    assert table["mem_requested_mib"].tolist() == [256] * 6
+    assert table["peak_rss_mib"].between(30, 256).all(), table["peak_rss_mib"].tolist()
     memory = re.search(r"report: (memory: .*)$", log, flags=re.MULTILINE)
     assert memory, log
     assert re.fullmatch(
@@ -276,17 +277,13 @@ def test_dry_run_submits_nothing_and_shows_sbatchs_answers(slurm: Cluster, proje
         "--run-id <run id>",
         "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 6",
     ]
+    # sbatch's own answer differs between versions (25.05 added "a" before "using"):
+    # the dry run shows it alike on every version.
     nodes = "|".join(slurm.node_names)
-    assert re.fullmatch(
-        r"  generate_frames.slurm: sbatch: Job \d+ to start at \S+ using 1 processors on nodes "
-        rf"({nodes}) in partition debug",
-        lines[4],
-    )
-    assert re.fullmatch(
-        r"  create_gif.slurm \(without its dependency: the array does not exist yet\): sbatch: "
-        rf"Job \d+ to start at \S+ using 2 processors on nodes ({nodes}) in partition debug",
-        lines[5],
-    )
+    will_run = r"would start at [\d-]+T[\d:]+ using {} processors on nodes ({}) in partition debug"
+    assert re.fullmatch(f"  generate_frames.slurm: {will_run.format(1, nodes)}", lines[4])
+    without = r"\(without its dependency: the array does not exist yet\)"
+    assert re.fullmatch(f"  create_gif.slurm {without}: {will_run.format(2, nodes)}", lines[5])
     assert lines[-1] == "nothing was submitted"
     assert queued_ids(slurm) == before
     assert not (project / "output/run.json").exists()

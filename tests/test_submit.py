@@ -16,6 +16,7 @@ import pytest
 
 from tests.fakes import queue_lines, sbatch_calls, slurm_calls
 from tests.helpers import argv, copy_project, project_env, run
+from volcano_gif import slurm
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.lifecycle import require_record
 
@@ -327,16 +328,47 @@ def test_dry_run_prints_the_commands_and_sbatchs_answers_and_submits_nothing(
         "  sbatch --parsable --dependency=afterany:<array job id> "
         "--comment=volcano-gif:run:<run id> create_gif.slurm --frames 24",
         "sbatch --test-only checks each job without submitting it:",
-        "  generate_frames.slurm: sbatch: Job 999 to start at 2026-11-21T10:00:00 using 1 "
-        "processors on nodes n1 in partition debug",
-        "  create_gif.slurm (without its dependency: the array does not exist yet): sbatch: "
-        "Job 999 to start at 2026-11-21T10:00:00 using 1 processors on nodes n1 in partition "
-        "debug",
+        "  generate_frames.slurm: would start at 2026-11-21T10:00:00 using 1 processors on "
+        "nodes n1 in partition debug",
+        "  create_gif.slurm (without its dependency: the array does not exist yet): would start "
+        "at 2026-11-21T10:00:00 using 1 processors on nodes n1 in partition debug",
         "nothing was submitted",
     ]
     assert sbatch_calls(_log(tmp_path)) == []
     assert [c["args"][0] for c in slurm_calls(_log(tmp_path), "sbatch")] == ["--test-only"] * 2
     assert not (project / "output" / "run.json").exists()
+
+
+#: sbatch --test-only's line on each Slurm version: 25.05 added a stray "a" (and the
+#: cluster's name, with -M). The dry run and the check show it alike on every version.
+WILL_RUN = "{} at 2026-12-06T17:30:36{} using 2 processors on nodes n1 in partition debug"
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        (WILL_RUN.format("sbatch: Job 33 to start", ""), WILL_RUN.format("would start", "")),
+        (WILL_RUN.format("sbatch: Job 33 to start", " a"), WILL_RUN.format("would start", "")),
+        (
+            WILL_RUN.format("sbatch: Job 33 to start", " on cluster c1 a"),
+            WILL_RUN.format("would start", " on cluster c1"),
+        ),
+    ],
+    ids=["22.05-24.11", "25.05-26.05", "25.05-26.05 -M c1"],
+)
+def test_sbatch_test_only_reads_alike_on_every_slurm_version(
+    tmp_path: Path,
+    fake_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    said: str,
+    shown: str,
+) -> None:
+    for name, value in {**fake_env, "FAKE_SBATCH_TEST_ONLY": said}.items():
+        monkeypatch.setenv(name, value)
+    assert slurm.test_only(["sbatch", "generate_frames.slurm"]) == shown
+    assert [call["args"] for call in slurm_calls(tmp_path / "slurm.log", "sbatch")] == [
+        ["--test-only", "generate_frames.slurm"]
+    ]
 
 
 def test_dry_run_without_slurm_prints_the_local_plan(project: Path) -> None:

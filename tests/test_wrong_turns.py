@@ -487,3 +487,21 @@ def test_on_slurm_the_assembly_cancelled_mid_encode_records_it_and_resume_finish
     resumed = submit_run(slurm, learner_project, "--resume", "--watch")
     assert resumed.returncode == 0, resumed.stderr
     assert run_is_complete(paths, require_record(paths))
+
+
+def test_a_dev_shm_users_cannot_write_is_named_and_starts_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    from volcano_gif.errors import UsageError
+    from volcano_gif.local import runner
+
+    class NoSemaphores:
+        def SimpleQueue(self) -> None:  # noqa: N802  (multiprocessing's name)
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoSemaphores())
+    with pytest.raises(UsageError, match=r"\(Permission denied\): /dev/shm must be writable"):
+        runner.run_local(ProjectPaths(project), 4, size=(64, 48))
+    assert not (project / "output" / "run.json").exists()

@@ -17,9 +17,9 @@ import fcntl
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from volcano_gif import slurm
 from volcano_gif.errors import UsageError
@@ -38,6 +38,7 @@ from volcano_gif.run.record import Kind, Parameters, RunRecord, RunState
 from volcano_gif.task.frames import frames_of_other_runs
 
 logger = logging.getLogger(__name__)
+Written = TypeVar("Written")
 
 
 CANCEL_COMMAND = f"bash {SUBMIT_SCRIPT} --cancel"
@@ -50,24 +51,21 @@ class FolderBusyError(RuntimeError):
 
 def check_writable(folder: Path) -> None:
     """Raise a one-line UsageError unless a run can write files in ``folder``."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise UsageError(
-            f"cannot write in {folder}: {error.strerror or error}; "
-            "run from a folder you can write to"
-        ) from None
+    _writing(folder, lambda: tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close())
 
 
 def _open_lock(paths: ProjectPaths) -> IO[str]:
+    return _writing(paths.output, lambda: open(paths.folder_lock, "a+", encoding="utf-8"))
+
+
+def _writing(folder: Path, write: Callable[[], Written]) -> Written:
+    """``write()`` in ``folder`` (made if missing), or a one-line UsageError that says why not."""
     try:
-        paths.output.mkdir(parents=True, exist_ok=True)
-        return open(paths.folder_lock, "a+", encoding="utf-8")
+        folder.mkdir(parents=True, exist_ok=True)
+        return write()
     except OSError as error:
         raise UsageError(
-            f"cannot write in {paths.output}: {error.strerror or error}; "
+            f"cannot write in {folder}: {error.strerror or error}; "
             "run from a folder you can write to"
         ) from None
 

@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# The test suite on Slurm 24.11: in a Debian 13 (trixie) root filesystem, as root.
+# The test suite on another Debian's Slurm and Python, in a root filesystem, as root:
+# RELEASE trixie (Debian 13: Slurm 24.11, Python 3.13) or testing (forky today:
+# the newest Slurm and Python Debian ships, 26.05 and 3.14 in December 2026).
 #
-#   bash tools/debian13.sh build [ROOT]                  # debootstrap trixie, then the packages
-#   bash tools/debian13.sh test [ROOT] [-- PYTEST-ARGS]  # build if needed, copy this checkout in,
-#                                                        # run the README's test command there
-#   bash tools/debian13.sh shell [ROOT]                  # a shell inside, as the tests see it
+#   bash tools/debian_root.sh RELEASE build [ROOT]                  # debootstrap, then the packages
+#   bash tools/debian_root.sh RELEASE test [ROOT] [-- PYTEST-ARGS]  # build if needed, copy this
+#                                                   # checkout in, run the README's test command there
+#   bash tools/debian_root.sh RELEASE shell [ROOT]                  # a shell inside, as the tests see it
 #
-# ROOT defaults to $VOLCANO_DEBIAN13_ROOT or /var/tmp/volcano-debian13: outside the
-# checkout, so the static checks never scan it. A finished root is reused. Every
-# command inside runs in new mount and PID namespaces: the host never sees its
-# mounts, and when it ends the kernel drops them and kills every daemon left
-# inside, even after a crash or kill -9. So nothing is ever left mounted under ROOT.
+# ROOT defaults to /var/tmp/volcano-RELEASE: outside the checkout, so the static
+# checks never scan it. A finished root is reused as it is: remove it for a new one
+# (for testing, with the packages of the day). Every command inside runs in new
+# mount and PID namespaces: the host never sees its mounts, and when it ends the
+# kernel drops them and kills every daemon left inside, even after a crash or
+# kill -9. So nothing is ever left mounted under ROOT.
 set -euo pipefail
 self=$(realpath -- "${BASH_SOURCE[0]}")
 cd "$(dirname -- "$self")/.."
 
-command=${1:-}
-shift || true
+usage="usage: bash tools/debian_root.sh trixie|testing build|test|shell [ROOT] [-- PYTEST-ARGS]"
+release=${1:-} command=${2:-}
+shift 2 || true
 if [[ -n ${1:-} && $1 != -- ]]; then root=$1 && shift; fi
 if [[ ${1:-} == -- ]]; then shift; fi # the rest goes to pytest
-root=$(realpath -m -- "${root:-${VOLCANO_DEBIAN13_ROOT:-/var/tmp/volcano-debian13}}")
-marker=$root/.volcano-debian13-built
+root=$(realpath -m -- "${root:-/var/tmp/volcano-$release}")
+marker=$root/.volcano-root-built
 packages=(python3 python3-venv slurmctld slurmd slurm-client munge mariadb-server slurmdbd
     jq ca-certificates git procps util-linux passwd)
 copy=/work/volcano-gif # where the checkout goes, inside the root
 pip_configs=(/etc/pip.conf /etc/xdg/pip/pip.conf "${HOME:-/root}/.config/pip/pip.conf" "${HOME:-/root}/.pip/pip.conf")
 
-die() { echo "debian13.sh: $*" >&2; exit 1; }
+die() { echo "debian_root.sh: $*" >&2; exit 1; }
+[[ $release =~ ^[a-z]+$ && $command =~ ^(build|test|shell|_chroot)$ ]] || die "$usage"
 
 # Local paths that the host's pip settings name: folders (find-links, file://
 # indexes, whose files lie beside simple/) are bound read-only at the same paths
@@ -39,7 +44,7 @@ pip_paths() {
 
 # Run "$@" chrooted in the root, in new mount and PID namespaces (see the top).
 inside() {
-    unshare --mount --pid --fork --kill-child -- bash "$self" _chroot "$root" "$@"
+    unshare --mount --pid --fork --kill-child -- bash "$self" "$release" _chroot "$root" "$@"
 }
 
 if [[ $command == _chroot ]]; then # (internal) PID 1 of the new namespaces
@@ -63,7 +68,19 @@ fi
 # One command at a time per root: a test run replaces the copy and clears /tmp inside.
 mkdir -p "$(dirname -- "$root")"
 exec {lock}>"$root.lock"
-flock -n "$lock" || die "$root is in use by another debian13.sh"
+flock -n "$lock" || die "$root is in use by another debian_root.sh"
+
+# A mirror (or a snapshot of one) can serve a testing or sid Release past its
+# Valid-Until date, which apt refuses: accept it inside the root, and say so.
+valid_until() {
+    local until
+    until=$(sed -n 's/^Valid-Until: //p' "$root"/var/lib/apt/lists/*_Release 2>/dev/null | head -1)
+    if [[ -n $until ]] && (($(date -d "$until" +%s) < $(date +%s))); then
+        echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99volcano-valid-until"
+        echo "debian_root.sh: the mirror's $release Release expired on $until;" \
+            "apt inside accepts it (Acquire::Check-Valid-Until false)"
+    fi
+}
 
 build() {
     if [[ -e $marker ]]; then return; fi
@@ -71,21 +88,22 @@ build() {
     if grep -qF " $root/" /proc/self/mountinfo; then die "$root has mounts under it"; fi
     rm -rf -- "$root"
     # The Debian mirror that the host's apt sources name for its own release.
-    local release mirror started=$SECONDS
-    release=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
+    local host mirror started=$SECONDS
+    host=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
     # shellcheck disable=SC2016 # apt's own $(FIELD) placeholders
     mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' |
-        awk -v r="$release" '$2 == r { print $1; exit }')
-    [[ -n $mirror ]] || die "no Debian mirror for $release in the host's apt sources"
-    debootstrap --variant=minbase trixie "$root" "$mirror" >/dev/null
-    echo "debian13.sh: debootstrap $((SECONDS - started)) s"
+        awk -v r="$host" '$2 == r { print $1; exit }')
+    [[ -n $mirror ]] || die "no Debian mirror for $host in the host's apt sources"
+    debootstrap --variant=minbase "$release" "$root" "$mirror" >/dev/null
+    echo "debian_root.sh: debootstrap $release $((SECONDS - started)) s"
+    valid_until
     # No package may start its daemon (there is no init inside, and ports are shared).
     printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
     chmod +x "$root/usr/sbin/policy-rc.d"
     started=$SECONDS
     inside apt-get update -qq
     inside apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-    echo "debian13.sh: packages $((SECONDS - started)) s"
+    echo "debian_root.sh: packages $((SECONDS - started)) s"
     touch "$marker"
 }
 
@@ -109,20 +127,22 @@ build) build ;;
 shell) build && host_settings && inside bash -l ;;
 test)
     build && host_settings
-    # A fresh copy of what a clone has (plus files git would add), with .git for
-    # the tests that ask git for the project's files; no venv, no outputs.
+    # A fresh copy of what a clone has (plus files git would add); no venv, no outputs.
+    # The tests that ask git for the project's files get a new repository holding them
+    # (this checkout's .git may be a worktree's, which names a folder outside the root).
     rm -rf -- "$root$copy" && mkdir -p "$root$copy"
-    { git ls-files -z --cached --others --exclude-standard && printf '.git\0'; } |
+    git ls-files -z --cached --others --exclude-standard |
         tar --null -T - --ignore-failed-read -cf - | tar -C "$root$copy" -xf -
     # Earlier runs' daemons died with their namespace; clear their files too.
     find "$root/tmp" -mindepth 1 -delete
     started=$SECONDS status=0
     # shellcheck disable=SC2016 # expanded by the bash inside
-    inside bash -c 'cd "$1" && slurmctld -V && python3 -V && python3 -m venv .venv &&
-        .venv/bin/pip install -q -e ".[test]" && echo "debian13.sh: venv $SECONDS s" &&
+    inside bash -c 'cd "$1" && git -c init.defaultBranch=main init -q && git add -A &&
+        slurmctld -V && python3 -V && python3 -m venv .venv &&
+        .venv/bin/pip install -q -e ".[test]" && echo "debian_root.sh: venv $SECONDS s" &&
         exec .venv/bin/python -m pytest "${@:2}"' bash "$copy" "$@" || status=$?
-    echo "debian13.sh: the tests on Slurm 24.11 ended with status $status in $((SECONDS - started)) s"
+    echo "debian_root.sh: the tests in Debian $release ended with status $status in $((SECONDS - started)) s"
     exit "$status"
     ;;
-*) die "usage: bash tools/debian13.sh build|test|shell [ROOT] [-- PYTEST-ARGS]" ;;
+*) die "$usage" ;;
 esac
