@@ -21,7 +21,7 @@ from tests.slurm_helpers import learner, queued_ids, submit, submit_run, volcano
 from tools.local_slurm import Cluster, start, wait_for_jobs
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.lifecycle import require_record
-from volcano_gif.sacct import cpu_seconds
+from volcano_gif.sacct import seconds
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_sacct_has_every_task_with_its_peak_memory_and_the_memory_it_asked_for(
     # the task's own wall time if longer) times AllocCPUS: a fraction, whatever the
     # machine's load, which only makes it smaller.
     figures = [tasks[task.removeprefix("slurm-")] for task in table["task"]]
-    cpu = [cpu_seconds(row[3]) for row in figures]  # tasks.csv keeps 3 decimals
+    cpu = [seconds(row[3]) for row in figures]  # tasks.csv keeps 3 decimals
     assert table["cpu_s"].tolist() == pytest.approx(cpu, abs=1e-3)
     assert table["cpus"].tolist() == [int(row[7]) for row in figures]
     elapsed = table["elapsed_s"].tolist()
