@@ -271,7 +271,7 @@ IMPOSSIBLE_MOVES = {
         "refused": {"submitting"},
         "assembled": {"assembling"},
         "compared": {"assembling"},
-        "failed": {"assembling", "submitting"},
+        "failed": {"assembling", "submitting", "submitted", "rendering"},
         "cancelled": {"submitting", "submitted", "rendering", "assembling", "failed"},
     }.items()
     for before in {state.value for state in RunState} - allowed_from

@@ -273,9 +273,10 @@ def test_dry_run_submits_nothing_and_shows_sbatchs_answers(slurm: Cluster, proje
     lines = result.stdout.splitlines()
     assert lines[:3] == [
         f"would submit, from {project}:",
-        "  sbatch --parsable --array=1-6 generate_frames.slurm --frames 6 --frames-per-task 1 "
-        "--run-id <run id>",
-        "  sbatch --parsable --dependency=afterany:<array job id> create_gif.slurm --frames 6",
+        "  sbatch --parsable --array=1-6 --comment=volcano-gif:run:<run id> generate_frames.slurm "
+        "--frames 6 --frames-per-task 1 --run-id <run id>",
+        "  sbatch --parsable --dependency=afterany:<array job id> "
+        "--comment=volcano-gif:run:<run id> create_gif.slurm --frames 6",
     ]
     # sbatch's own answer differs between versions (25.05 added "a" before "using"):
     # the dry run shows it alike on every version.

@@ -452,11 +452,16 @@ def test_on_slurm_a_controller_crash_mid_run_is_ridden_out_by_the_watch(
     time.sleep(6)
     restart_controller(fault_slurm)
     _, said = watch.communicate(timeout=400)
-    assert watch.returncode == 0, said
     assert said.count("Slurm does not answer") == 1, said
     assert "--local" not in said
-    record = require_record(ProjectPaths(learner_project))
-    assert run_is_complete(ProjectPaths(learner_project), record)
+    paths = ProjectPaths(learner_project)
+    if watch.returncode != 0:  # the controller had not saved the jobs: they are gone
+        way = said.strip().splitlines()[-1]
+        assert way == "finish it with: bash submit-gif-job --resume", said
+        assert require_record(paths).state == "failed"  # the record agrees with the queue
+        resumed = submit_run(fault_slurm, learner_project, "--resume", "--watch")
+        assert resumed.returncode == 0, resumed.stderr
+    assert run_is_complete(paths, require_record(paths))
 
 
 def test_on_slurm_the_assembly_cancelled_mid_encode_records_it_and_resume_finishes(

@@ -39,8 +39,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tests.fake_cluster import install, live_runs, run_next
 from tests.helpers import copy_project, descendants, project_env
 from volcano_gif.paths import ProjectPaths
-from volcano_gif.run.lifecycle import UNDER_WAY, read_record, run_is_complete
-from volcano_gif.run.record import RecordError
+from volcano_gif.run.lifecycle import read_record, run_is_complete
+from volcano_gif.run.record import UNDER_WAY, RecordError
 
 SIZE = "64x48"
 

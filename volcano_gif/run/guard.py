@@ -27,14 +27,13 @@ from volcano_gif.files import short_hostname
 from volcano_gif.layout import RESUME_COMMAND, SUBMIT_SCRIPT, job_comment
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.lifecycle import (
-    UNDER_WAY,
     DamagedRecordError,
     read_record,
     require_record,
     run_is_complete,
     submitter_alive,
 )
-from volcano_gif.run.record import Kind, Parameters, RunRecord, RunState
+from volcano_gif.run.record import UNDER_WAY, Kind, Parameters, RunRecord, RunState
 from volcano_gif.task.frames import frames_of_other_runs
 
 logger = logging.getLogger(__name__)

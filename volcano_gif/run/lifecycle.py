@@ -32,7 +32,7 @@ from types import FrameType
 
 from volcano_gif.errors import UsageError
 from volcano_gif.files import sha256_of, short_hostname, write_json_atomically
-from volcano_gif.layout import RUN_RECORD, SUBMIT_SCRIPT, UNDER_WAY_STATES
+from volcano_gif.layout import RUN_RECORD, SUBMIT_SCRIPT
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.record import (
     Kind,
@@ -54,7 +54,6 @@ logger = logging.getLogger(__name__)
 OUTCOMES = frozenset(
     {RunState.ASSEMBLED, RunState.COMPARED, RunState.FAILED, RunState.CANCELLED, RunState.REFUSED}
 )
-UNDER_WAY = frozenset(map(RunState, UNDER_WAY_STATES))
 
 
 class NoRecordError(RecordError, UsageError):

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, FPS
+from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, FPS, UNDER_WAY_STATES
 from volcano_gif.numbering import check_frame_count, format_size, gif_width_for
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ class RunState(StrEnum):
 #: resumed (SUBMITTING, RENDERING) or assembled by hand (ASSEMBLING): also a run
 #: whose submitter or assembly died before it could say so.
 ALL_STATES = frozenset(RunState)
-_NOTHING_TO_CANCEL = {RunState.ASSEMBLED, RunState.COMPARED, RunState.REFUSED, RunState.CANCELLED}
+#: The states of a run whose jobs or processes may be at work: it may fail or be cancelled.
+UNDER_WAY = frozenset(map(RunState, UNDER_WAY_STATES))
 MOVES: dict[RunState, frozenset[RunState]] = {
     RunState.SUBMITTING: ALL_STATES,
     RunState.RENDERING: ALL_STATES,
@@ -67,8 +68,8 @@ MOVES: dict[RunState, frozenset[RunState]] = {
     RunState.ASSEMBLING: ALL_STATES,
     RunState.ASSEMBLED: frozenset({RunState.ASSEMBLING}),
     RunState.COMPARED: frozenset({RunState.ASSEMBLING}),
-    RunState.FAILED: frozenset({RunState.ASSEMBLING, RunState.SUBMITTING}),
-    RunState.CANCELLED: ALL_STATES - _NOTHING_TO_CANCEL,
+    RunState.FAILED: UNDER_WAY,
+    RunState.CANCELLED: UNDER_WAY | {RunState.FAILED},
 }
 
 

@@ -32,7 +32,7 @@ from volcano_gif.run import lifecycle
 from volcano_gif.run.failures import Kill, fix_options, kills
 from volcano_gif.run.guard import folder_holder
 from volcano_gif.run.lifecycle import require_record, run_is_complete
-from volcano_gif.run.record import Mode, RecordError, RunRecord, RunState
+from volcano_gif.run.record import UNDER_WAY, Mode, RecordError, RunRecord, RunState
 from volcano_gif.run.report import Report, written_from_sacct_entirely
 from volcano_gif.submit.polling import poll_until
 from volcano_gif.task.frames import frames_on_disk
@@ -311,7 +311,7 @@ def watch_run(
 def _settle(paths: ProjectPaths, record: RunRecord, snapshot: Snapshot, dependent: str) -> None:
     """The dependent job ended: a record still in flight hears how (it was killed, say)."""
     current = _reread(paths, record)
-    if current.state in lifecycle.UNDER_WAY:
+    if current.state in UNDER_WAY:
         how = f"the {dependent} {snapshot.gif_job} ended {snapshot.gif_state}"
         lifecycle.settle(paths, current, how, by_user=snapshot.gif_state == "CANCELLED")
 
@@ -336,7 +336,7 @@ def _watch_local(
 
     poll_until(ended, bool, sleep, *intervals)
     current = _reread(paths, record)
-    if current.state in lifecycle.UNDER_WAY:  # its process is gone: killed, say
+    if current.state in UNDER_WAY:  # its process is gone: killed, say
         lifecycle.settle(paths, current, "the local run's process ended")
     return (judge or judge_run_end)(paths, record.run_id, out)
 
