@@ -712,9 +712,10 @@ def test_watching_a_reproduction_whose_jobs_left_says_what_to_do(
     assert result.returncode == 1
     assert "compare job 1002: gone, run submitted" in result.stderr
     assert (
-        f"reproduction {require_record(scratch).run_id} did not compare its frames: it ended in "
-        "state submitted"
+        f"reproduction {require_record(scratch).run_id} did not compare its frames: the compare "
+        "job 1002 left Slurm's memory without recording an outcome"
     ) in result.stderr
+    assert require_record(scratch).state == "failed"  # the record agrees with the queue
     assert f"  cd {project} && volcano-gif reproduce {archive}" in result.stderr
 
 

@@ -437,7 +437,18 @@ def test_on_slurm_a_controller_crash_mid_run_is_ridden_out_by_the_watch(
     env = cluster_env(fault_slurm)
     submit(fault_slurm, learner_project, "--frames", "12", "--size", "160x120", "--", "--time=2")
     watch = subprocess.Popen(
-        learner().command([learner_python(), "-m", "volcano_gif", "watch", "--interval", "1"]),
+        learner().command(
+            [
+                learner_python(),
+                "-m",
+                "volcano_gif",
+                "watch",
+                "--interval",
+                "1",
+                "--max-interval",
+                "1",
+            ]
+        ),
         cwd=learner_project,
         env=learner().env(env),
         stderr=subprocess.PIPE,
@@ -449,7 +460,7 @@ def test_on_slurm_a_controller_crash_mid_run_is_ridden_out_by_the_watch(
         timeout=120,
     )
     stop_controller(fault_slurm)  # a crash: SIGKILL
-    time.sleep(6)
+    time.sleep(8)
     restart_controller(fault_slurm)
     _, said = watch.communicate(timeout=400)
     assert said.count("Slurm does not answer") == 1, said

@@ -312,7 +312,9 @@ def _settle(paths: ProjectPaths, record: RunRecord, snapshot: Snapshot, dependen
     """The dependent job ended: a record still in flight hears how (it was killed, say)."""
     current = _reread(paths, record)
     if current.state in UNDER_WAY:
-        how = f"the {dependent} {snapshot.gif_job} ended {snapshot.gif_state}"
+        gone = snapshot.gif_state.startswith("gone")
+        ended = "left Slurm's memory" if gone else f"ended {snapshot.gif_state}"
+        how = f"the {dependent} {snapshot.gif_job} {ended}"
         lifecycle.settle(paths, current, how, by_user=snapshot.gif_state == "CANCELLED")
 
 
