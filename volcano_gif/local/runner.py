@@ -197,6 +197,30 @@ def _render_on_pool(
     return failures
 
 
+def render_run(
+    paths: ProjectPaths,
+    record: RunRecord,
+    todo: list[int] | None,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    finish: str = f"finish the run with: {RESUME_COMMAND}",
+) -> None:
+    """Render the run's frames ``todo`` (None: every frame). Stopped, the run is
+    cancelled, its frames kept, the way to ``finish`` it said, and RunCancelledError raised."""
+    parameters = record.parameters
+    try:
+        if todo is None or todo:
+            count, size = parameters.frame_count, parameters.size
+            render_frames(
+                paths, count, workers, frames=todo, size=size, force=force, run_id=record.run_id
+            )
+    except RunCancelledError:
+        lifecycle.cancelled(paths, record.run_id, "stopped; rendered frames kept")
+        logger.warning("stopped: every rendered frame is kept in images/; %s", finish)
+        raise
+
+
 def _begin(
     paths: ProjectPaths,
     parameters: Parameters,
@@ -267,24 +291,7 @@ def run_local(
         parameters = record.parameters
         with lifecycle.recording_failures(paths, record.run_id):
             began = time.perf_counter()
-            try:
-                if todo is None or todo:
-                    render_frames(
-                        paths,
-                        parameters.frame_count,
-                        workers,
-                        frames=todo,
-                        size=parameters.size,
-                        force=force,
-                        run_id=record.run_id,
-                    )
-            except RunCancelledError:
-                lifecycle.cancelled(paths, record.run_id, "local run stopped; rendered frames kept")
-                logger.warning(
-                    "stopped: every rendered frame is kept in images/; finish the run with: %s",
-                    RESUME_COMMAND,
-                )
-                raise
+            render_run(paths, record, todo, workers=workers, force=force)
             rendered = time.perf_counter() - began
             workers_peak = children_peak_mib()  # the workers have ended: none is larger
             result = assemble(

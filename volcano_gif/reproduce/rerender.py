@@ -30,7 +30,7 @@ from volcano_gif.arguments import EXIT_CANCELLED, EXIT_FAILURE
 from volcano_gif.errors import UsageError
 from volcano_gif.files import sha256_of, write_atomically
 from volcano_gif.layout import DATA_FILE, job_comment
-from volcano_gif.local.runner import RunCancelledError, render_frames
+from volcano_gif.local.runner import RunCancelledError, render_run
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.reproduce.compare import (
     compare_reproduction,
@@ -257,15 +257,10 @@ def _begin(
 def _render_here(
     scratch: ProjectPaths, record: RunRecord, todo: list[int] | None, force: bool
 ) -> int:
-    count, size = record.parameters.frame_count, record.parameters.size
+    finish = finish_hint(scratch, record).replace("\n", " ")
     try:
-        render_frames(scratch, count, frames=todo, size=size, force=force, run_id=record.run_id)
+        render_run(scratch, record, todo, force=force, finish=finish)
     except RunCancelledError:
-        lifecycle.cancelled(scratch, record.run_id, "stopped; rendered frames kept")
-        logger.warning(
-            "stopped: the frames rendered so far are kept; %s",
-            finish_hint(scratch, record).replace("\n", " "),
-        )
         return EXIT_CANCELLED
     return compare_reproduction(scratch)
 

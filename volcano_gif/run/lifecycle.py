@@ -1,18 +1,12 @@
 """The run's one owner: the only module that writes ``output/run.json`` and moves a run.
 
-Commands ask it to :func:`begin` or :func:`resume` a run, to record what was
+Commands ask it to :func:`begin` or :func:`resume` a run, and to record what was
 :func:`submitted` or :func:`refused`, that the dependent step :func:`started`,
-:func:`succeeded` or :func:`failed`, that the run was :func:`cancelled`, and to
-:func:`settle` a record with what the queue says. None of them writes the record
-or moves its state itself. A command checks everything it can before it begins
-or resumes a run, so that a refused command leaves the folder as it was; from
-then on it runs inside :func:`recording_failures`, and any failure, SIGTERM or
-Ctrl-C ends with the record saying so and the one command that finishes the run.
-
-What a record holds and the moves between its states are
-:mod:`volcano_gif.run.record`'s. Every change is a read-modify-write under a
-short lock, each write atomic: the file is valid JSON at every moment and no
-update is lost. A change for one run never touches another run's record.
+:func:`succeeded` or :func:`failed`, or that the run was :func:`cancelled`. A
+command checks everything it can before it begins a run (a refused command leaves
+the folder as it was), then runs inside :func:`recording_failures`: any failure,
+SIGTERM or Ctrl-C ends with the record saying so. Every change is a read-modify-
+write under a short lock, each write atomic, and never touches another run's record.
 """
 
 from __future__ import annotations
@@ -197,18 +191,6 @@ def write_record(paths: ProjectPaths, record: RunRecord) -> None:
     write_json_atomically(paths.run_record, record.to_json())
 
 
-@contextlib.contextmanager
-def record_lock(paths: ProjectPaths) -> Iterator[None]:
-    """Hold the record's lock: one read-modify-write at a time, across processes."""
-    paths.output.mkdir(parents=True, exist_ok=True)
-    with open(paths.record_lock, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def update_record(
     paths: ProjectPaths, change: Callable[[RunRecord], None], run_id: str | None = None
 ) -> RunRecord | None:
@@ -217,7 +199,9 @@ def update_record(
     With ``run_id``, only a record of that run is changed (a newer run in the
     folder is left alone). Returns the record written, or None if none was.
     """
-    with record_lock(paths):
+    paths.output.mkdir(parents=True, exist_ok=True)
+    with open(paths.record_lock, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one read-modify-write at a time; closing unlocks
         record = read_record(paths)
         if record is None or (run_id is not None and record.run_id != run_id):
             return None

@@ -113,11 +113,8 @@ def _was_local(paths: ProjectPaths) -> bool:
 def _run_here(paths: ProjectPaths, args: argparse.Namespace) -> int:
     from volcano_gif.local.runner import default_workers, run_local_command
 
-    for given, name in (
-        (args.frames_per_task, "--frames-per-task"),
-        (args.max_running, "--max-running"),
-    ):
-        if given is not None:
+    for name in ("--frames-per-task", "--max-running"):
+        if getattr(args, name[2:].replace("-", "_")) is not None:
             logger.warning("%s is for Slurm arrays: a local run renders on every core", name)
     if not args.dry_run:
         return run_local_command(

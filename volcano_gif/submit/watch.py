@@ -9,8 +9,9 @@ running / completed / failed, and the assembly job's state and reason.
 A job that has left ``squeue`` (after Slurm's MinJobAge) is judged from
 ``scontrol``, then ``sacct`` if the cluster keeps accounting, then from the
 files on disk (the run record, which the assembler updates): the line says
-which. The watch ends with exit status 0 when the GIF was made and verified,
-and 1 otherwise, with the command that finishes the run.
+which; a record still under way then hears how its jobs ended. A controller
+that does not answer is ridden out. The watch ends with exit status 0 when the
+GIF was made and verified, and 1 otherwise, with the command that finishes the run.
 """
 
 from __future__ import annotations
@@ -211,19 +212,17 @@ class _Outage:
         self.out, self._sleep = out, sleep
         self.waited: float | None = None  # seconds waited since Slurm stopped answering
 
-    def failed(self, error: slurm.SlurmError) -> None:
-        if self.waited is None:
-            self.waited = 0.0
+    def saw(self, error: slurm.SlurmError | None) -> None:
+        """What a poll got: ``error``, or an answer (None)."""
+        if error is not None and self.waited is None:
             print(
                 f"Slurm does not answer ({error.said}); the jobs go on without it: still watching",
                 file=self.out,
                 flush=True,
             )
-
-    def answered(self) -> None:
-        if self.waited is not None:
+        elif error is None and self.waited is not None:
             print("Slurm answers again", file=self.out, flush=True)
-        self.waited = None
+        self.waited = (self.waited or 0.0) if error else None
 
     def sleep(self, seconds: float) -> None:
         if self.waited is not None:
@@ -274,9 +273,9 @@ def watch_run(
                 accounting[0] = slurm.read_config().accounting
             snapshot = poll(paths, record, watched, bool(accounting[0]))
         except slurm.SlurmError as error:
-            outage.failed(error)
+            outage.saw(error)
             return None
-        outage.answered()
+        outage.saw(None)
         show(snapshot.line(watched.array_job, dependent))
         return snapshot
 
