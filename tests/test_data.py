@@ -41,7 +41,7 @@ def test_header_order_does_not_matter(tmp_path: Path, grid: npt.NDArray[np.float
         ("", "the file is empty"),
         ("V1,V2\n", "has a header but no rows"),
         ("V1,V2\n1,2\n3\n", "line 3 has 1 values, the header has 2"),
-        ("V1,V2\n1,two\n", "line 2, column V2: 'two' is not a number"),
+        ("V1,V2\n1,two\n", "line 2, column V2: 'two' is not a height (a finite number"),
         ("V1,V2\n1,nan\n", "line 2, column V2: 'nan' is not a height (a finite number"),
         ("V1,V2\n1,2\n1,1e308\n", "line 3, column V2: '1e308' is not a height"),
         ("V1,V2\n1,-inf\n1,2\n", "line 2, column V2: '-inf' is not a height"),

@@ -486,9 +486,9 @@ BAD_INPUT = [
     ),
     _broken_csv("csv empty", "", "data/volcano.csv: the file is empty"),
     _broken_csv("csv ragged", "V1,V2\n1,2\n3\n", "line 3 has 1 values, the header has 2"),
-    _broken_csv("csv not numbers", "V1,V2\n1,x\n", "line 2, column V2: 'x' is not a number"),
+    _broken_csv("csv not numbers", "V1,V2\n1,x\n", "line 2, column V2: 'x' is not a height"),
     _broken_csv(
-        "csv broken, local", "V1,V2\n1,x\n", "line 2, column V2: 'x' is not a number", local=True
+        "csv broken, local", "V1,V2\n1,x\n", "line 2, column V2: 'x' is not a height", local=True
     ),
     _volcano_py("frame 0", "0", "volcano.py: error: frame 0 is out of range: use 1 to 360"),
     _volcano_py("frame too large", "361", "frame 361 is out of range: use 1 to 360"),

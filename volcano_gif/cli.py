@@ -29,7 +29,7 @@ from volcano_gif.arguments import (
     run_command,
 )
 from volcano_gif.errors import UsageError
-from volcano_gif.layout import LATENCY_WAIT, LATENCY_WAIT_VARIABLE, REPRODUCE_DIR
+from volcano_gif.layout import LATENCY_WAIT, LATENCY_WAIT_VARIABLE
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.task.main import add_render_options, use_project_matplotlib_cache
 from volcano_gif.task.main import render as render_frames
@@ -118,13 +118,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from volcano_gif.reproduce.rerender import cancel_reproduction
     from volcano_gif.run.cancel import cancel_run
 
-    paths = ProjectPaths(args.root.resolve())
-    if paths.root.parent.match(str(REPRODUCE_DIR)):
-        return cancel_reproduction(paths)
-    return cancel_run(paths)
+    return cancel_run(ProjectPaths(args.root.resolve()))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -9,13 +9,11 @@ The order is what keeps frames safe:
 3. all three are read back: the archive member by member against the frames'
    SHA-256, the MP4 and the GIF frame by frame (count and size);
 4. only then are the outputs renamed into place, the run record updated with
-   every checksum, and the frames deleted.
+   every checksum, and each frame deleted that is still what the archive holds.
 
-A failure at any step leaves every frame where it was, and says which file
-and why. The run record (``output/run.json``) follows each outcome
-(:mod:`volcano_gif.assembly.recording`); the outputs are written and read back
-by :mod:`volcano_gif.assembly.outputs`, with the ffmpeg commands of
-:mod:`volcano_gif.assembly.ffmpeg_commands`.
+A failure at any step (SIGTERM included) leaves every frame where it was, no
+temporary file, and the record saying why (:mod:`volcano_gif.run.lifecycle`).
+The outputs are written and read back by :mod:`volcano_gif.assembly.outputs`.
 """
 
 from __future__ import annotations

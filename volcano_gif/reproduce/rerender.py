@@ -41,12 +41,11 @@ from volcano_gif.reproduce.compare import (
 from volcano_gif.reproduce.jobs import submit_jobs
 from volcano_gif.reproduce.source import Source, load_source
 from volcano_gif.run import lifecycle
-from volcano_gif.run.cancel import cancel_run
 from volcano_gif.run.guard import check_writable, holding_folder, refuse_if_active
 from volcano_gif.run.lifecycle import read_record, require_record
 from volcano_gif.run.record import Kind, Mode, Reproduction, RunRecord, RunState, check_run_id
 from volcano_gif.submit.options import check_sbatch_extra
-from volcano_gif.submit.watch import FIRST_INTERVAL, LAST_INTERVAL, watch_run
+from volcano_gif.submit.watch import FIRST_INTERVAL, LAST_INTERVAL, say_what_failed, watch_run
 from volcano_gif.task.frames import check_frames
 from volcano_gif.task.main import use_project_matplotlib_cache
 
@@ -135,12 +134,6 @@ def _reproduction_so_far(scratch: ProjectPaths, run_id: str) -> RunRecord | None
         ways=(f"volcano-gif watch {where}", f"volcano-gif cancel {where}", "this command"),
     )
     return record
-
-
-def cancel_reproduction(scratch: ProjectPaths) -> int:
-    """``volcano-gif cancel --root output/reproduce/<run id>``: its jobs, or its local run."""
-    comment = job_comment(Kind.REPRODUCE.value, check_run_id(scratch.root.name))
-    return cancel_run(scratch, comment, project_of(scratch).root)
 
 
 def _compared_already(record: RunRecord, source: Source) -> bool:
@@ -284,10 +277,6 @@ def judge(scratch: ProjectPaths, run_id: str, out: TextIO) -> int:
     record = require_record(scratch)
     if record.run_id == run_id and record.state is RunState.COMPARED:
         return print_outcome(scratch, record)
-    problem = record.error or f"it ended in state {record.state}"
-    print(f"reproduction {run_id} did not compare its frames: {problem}", file=out)
-    if missing := record.missing_frames:
-        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-        print(f"  missing frames: {shown}", file=out)
+    say_what_failed(record, "reproduction", "did not compare its frames", out)
     print(finish_hint(scratch, record), file=out)
     return EXIT_FAILURE

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 from volcano_gif import slurm
-from volcano_gif.layout import ARRAY_SCRIPT, RESUME_COMMAND, RUN_RECORD, job_comment
+from volcano_gif.layout import ARRAY_SCRIPT, REPRODUCE_DIR, RESUME_COMMAND, RUN_RECORD, job_comment
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run import lifecycle
 from volcano_gif.run.guard import folder_holder, live_jobs
@@ -26,16 +25,16 @@ SUBMISSION_WAIT = 120.0
 _ARRAY_JOB_NAME = ARRAY_SCRIPT.removesuffix(".slurm")
 
 
-def cancel_run(
-    paths: ProjectPaths,
-    comment_prefix: str = job_comment(Kind.RUN.value, ""),
-    jobs_root: Path | None = None,
-) -> int:
+def cancel_run(paths: ProjectPaths) -> int:
     """Cancel the run of this folder: a local run, or its live jobs (one scancel).
 
-    ``comment_prefix`` and ``jobs_root`` find a reproduction's jobs (see
-    :func:`volcano_gif.run.guard.refuse_if_active`).
+    A reproduction's folder (``output/reproduce/<run id>``) has its jobs submitted
+    from the project, their comment naming the run reproduced.
     """
+    comment_prefix, jobs_root = job_comment(Kind.RUN.value, ""), paths.root
+    if paths.root.parent.match(str(REPRODUCE_DIR)):
+        comment_prefix = job_comment(Kind.REPRODUCE.value, paths.root.name)
+        jobs_root = paths.root.parents[len(REPRODUCE_DIR.parts)]
     record, damaged = _after_any_submission(paths)
     holder = folder_holder(paths)
     if holder is not None and (holder.endswith(" a local run") or " a reproduction" in holder):
@@ -46,7 +45,7 @@ def cancel_run(
             f"later with: {RESUME_COMMAND}"
         )
         return 0
-    jobs = live_jobs(paths, record, comment_prefix, jobs_root or paths.root)
+    jobs = live_jobs(paths, record, comment_prefix, jobs_root)
     if not jobs:
         ran = f"run {record.run_id}" if record is not None else f"a run in {paths.root}"
         print(f"nothing to cancel: no job of {ran} is queued or running, and no local run")
@@ -55,7 +54,14 @@ def cancel_run(
     ids = ", ".join(job.job_id for job in jobs)
     if record is not None and record.run_id in {job.run_id for job in jobs}:
         lifecycle.cancelled(paths, record.run_id, f"jobs {ids} (scancel)")
-    print(f"cancelled run {jobs[0].run_id}: {_described(jobs)}. {_way_on(record, damaged)}")
+    way = f": finish the run later with: {RESUME_COMMAND}"
+    if record is None:
+        why = f"{RUN_RECORD} is damaged" if damaged else f"there is no {RUN_RECORD}"
+        way = f"; {why}: move it away (if any) and start the run again with the same options"
+    print(
+        f"cancelled run {jobs[0].run_id}: {_described(jobs)}. Every frame rendered so far is "
+        f"kept in images/{way}"
+    )
     return 0
 
 
@@ -75,17 +81,4 @@ def _described(jobs: list[slurm.FolderJob]) -> str:
     return ", ".join(
         f"{job.job_id} ({'frames' if job.name == _ARRAY_JOB_NAME else 'gif'}, was {job.state})"
         for job in sorted(jobs, key=lambda job: int(job.job_id), reverse=True)
-    )
-
-
-def _way_on(record: RunRecord | None, damaged: str) -> str:
-    if record is not None:
-        return (
-            "Every frame rendered so far is kept in images/: finish the run later with: "
-            f"{RESUME_COMMAND}"
-        )
-    why = f"{RUN_RECORD} is damaged" if damaged else f"there is no {RUN_RECORD}"
-    return (
-        f"Every frame rendered so far is kept in images/; {why}: move it away (if any) and "
-        "start the run again with the same options to use them"
     )

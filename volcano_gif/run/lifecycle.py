@@ -304,7 +304,7 @@ def submitted(
         latest.array_job_id, latest.gif_job_id, latest.commands = array_id, dependent_id, commands
         record.submitted = record.submitted or latest.time
         record.submitter = None
-        step = "assembly" if record.kind is Kind.RUN else "comparison"
+        step = _step(record)
         jobs = ", ".join(
             f"{what} {job}" for what, job in (("array", array_id), (step, dependent_id)) if job
         )
@@ -351,8 +351,7 @@ def started(paths: ProjectPaths, run_id: str) -> None:
         record.assembly_started = now()
         record.error = None
         record.resume_options = []
-        step = "assembly" if record.kind is Kind.RUN else "comparison"
-        record.move_to(RunState.ASSEMBLING, f"{step} started", f"job {job}" if job else "")
+        record.move_to(RunState.ASSEMBLING, f"{_step(record)} started", f"job {job}" if job else "")
 
     update_record(paths, at_work, run_id)
 
@@ -374,9 +373,7 @@ def failed(
     def fail(record: RunRecord) -> None:
         if record.state in OUTCOMES:
             return
-        step = "assembly" if record.state is RunState.ASSEMBLING else "run"
-        if record.kind is Kind.REPRODUCE and step == "assembly":
-            step = "comparison"
+        step = _step(record) if record.state is RunState.ASSEMBLING else "run"
         record.error, record.missing_frames = line, list(missing)
         record.resume_options = list(resume_options)
         record.ended, record.submitter = now(), None
@@ -386,6 +383,11 @@ def failed(
         update_record(paths, fail, run_id)
     except (OSError, RecordError) as record_error:
         logger.warning("could not record the failure in %s: %s", RUN_RECORD, record_error)
+
+
+def _step(record: RunRecord) -> str:
+    """What the job after the array does: a run's assembly, or a reproduction's comparison."""
+    return "assembly" if record.kind is Kind.RUN else "comparison"
 
 
 def _first_line(error: BaseException | str) -> str:
@@ -502,14 +504,12 @@ def submitter_alive(record: RunRecord) -> int | None:
 def wait_while_submitting(
     paths: ProjectPaths, record: RunRecord, timeout: float = 120
 ) -> RunRecord:
-    """Wait for a submission under way (its sbatch calls) to end; the record then."""
+    """Wait (at most ``timeout`` s) for a submission under way, its sbatch calls, to end;
+    the record then."""
     deadline = time.monotonic() + timeout
     while record.state is RunState.SUBMITTING and submitter_alive(record):
         if time.monotonic() > deadline:
-            raise RecordError(
-                f"run {record.run_id} is still being submitted by process "
-                f"{submitter_alive(record)} after {timeout:.0f} s: try again in a moment"
-            )
+            break
         time.sleep(0.2)
         record = read_record(paths) or record
     return record

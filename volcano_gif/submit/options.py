@@ -147,15 +147,15 @@ def check_sbatch_extra(extra: Sequence[str]) -> None:
     if any("\n" in option for option in extra):
         raise UsageError("sbatch options after -- must not contain line breaks")
     for option in extra:
-        if option.startswith("--"):
-            name = option[2:].split("=", 1)[0]
-            hit = next((long for long in SHAPE_OPTIONS if name and long.startswith(name)), None)
-        elif option.startswith("-") and len(option) > 1:
-            hit = next(
-                (long for long, (short, _) in SHAPE_OPTIONS.items() if short == option[1]), None
-            )
-        else:
-            continue
+        name = option[2:].split("=", 1)[0] if option.startswith("--") else None
+        hit = next(
+            (
+                long
+                for long, (short, _) in SHAPE_OPTIONS.items()
+                if (long.startswith(name) if name else option[:2] == f"-{short}")
+            ),
+            None,
+        )
         if hit is not None:
             raise UsageError(
                 f"{option} after -- would break the run's shape ({SHAPE_OPTIONS[hit][1]}): "
@@ -166,5 +166,4 @@ def check_sbatch_extra(extra: Sequence[str]) -> None:
 def configure_logging() -> None:
     """Logging for both of the script's steps: ``submit-gif-job: message`` on stderr."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"{PROG}: %(message)s")
-    # Our steps, not matplotlib's ("generated new fontManager" on a first run).
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # our steps, not matplotlib's

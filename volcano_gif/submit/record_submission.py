@@ -37,7 +37,6 @@ def record_main(argv: Sequence[str]) -> int:
     ran = plan.commands_run(array_submitted=array_id is not None)
     if array_id is None and (array is not None or gif_id is None):
         return _record_refusal(paths, run_id, said)
-
     lifecycle.submitted(paths, run_id, (array_id, gif_id), ran, said)
     if array_id:
         print(f"frames job: {array_id} (array {array})")
@@ -65,7 +64,6 @@ def record_main(argv: Sequence[str]) -> int:
 
 def _record_refusal(paths: ProjectPaths, run_id: str, said: str) -> int:
     """sbatch refused the first job: nothing is queued. Record it, say it, exit 1."""
-
     lifecycle.refused(paths, run_id, said)
     reason = next((word for word in slurm.SUBMIT_LIMIT_REASONS if word in said), None)
     if reason is not None:

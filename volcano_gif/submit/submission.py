@@ -1,19 +1,12 @@
-"""Everything ``submit-gif-job`` does but its two ``sbatch`` calls.
+"""Everything ``submit-gif-job`` does before its two ``sbatch`` calls.
 
 The script runs ``python -m volcano_gif plan-submission PLAN_DIR [options]``
-first. That checks the options and the data, reads this folder's run record
-(``output/run.json``), refuses a second run while the first one's jobs are
-queued, and does whatever needs no submission itself: ``--help``, a run on
-this machine (``--local``, or no sbatch), ``--dry-run``, ``--cancel``, and a
-``--resume`` of a run that is complete. Otherwise it writes the run record
-(state ``submitting``) and the plan, as small files in PLAN_DIR
-(:mod:`volcano_gif.submit.plan_files`).
-
-The script builds each sbatch command once, as a bash array, keeps it and runs
-it, keeping sbatch's messages. Then ``python -m volcano_gif record-submission
-PLAN_DIR ARRAY_ID GIF_ID`` records the commands exactly as they ran and the job
-ids (or sbatch's refusal), prints the ids, and with ``--watch`` follows the run
-to its end.
+first. That checks the options, the data, the folder and the queue (one run per
+folder), and does whatever needs no submission itself: ``--help``, a run on this
+machine (``--local``, or no sbatch), ``--dry-run``, ``--cancel``, a ``--resume``
+of a complete run. Otherwise it begins the run (``submitting``) and writes the
+plan (:mod:`volcano_gif.submit.plan_files`); after the sbatch calls,
+:mod:`volcano_gif.submit.record_submission` records what they did.
 """
 
 from __future__ import annotations

@@ -342,6 +342,15 @@ def _watch_local(
     return (judge or judge_run_end)(paths, record.run_id, out)
 
 
+def say_what_failed(record: RunRecord, what: str, failed: str, out: TextIO) -> None:
+    """``run ID did not make its GIF: error``, then the missing frames, if any."""
+    problem = record.error or f"the run ended in state {record.state.value}"
+    print(f"{what} {record.run_id} {failed}: {problem}", file=out)
+    if missing := record.missing_frames:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        print(f"  missing frames: {shown}", file=out)
+
+
 def judge_run_end(
     paths: ProjectPaths,
     run_id: str,
@@ -374,15 +383,7 @@ def judge_run_end(
                 print(f"  {line}", file=out)
         print(paths.root / record.outputs["gif"].path)
         return 0
-    missing = record.missing_frames
-    problem = record.error or f"the run ended in state {record.state.value}"
-    print(f"run {run_id} did not make its GIF: {problem}", file=out)
-    if missing:
-        print(
-            f"  missing frames: {', '.join(map(str, missing[:20]))}"
-            + (" ..." if len(missing) > 20 else ""),
-            file=out,
-        )
+    say_what_failed(record, "run", "did not make its GIF", out)
     for kill in found:
         print(f"  {kill.line()}", file=out)
     options = fix_options(found, record.resume_options)

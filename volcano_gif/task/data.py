@@ -8,6 +8,7 @@ codes, which sort as text (V1, V10, V11, ...) and garble the surface.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -31,9 +32,9 @@ class DataError(UsageError):
 def load_grid(path: Path) -> npt.NDArray[np.float64]:
     """Return the height grid as a (rows, columns) array, columns in true order."""
     try:
-        if path.stat().st_size > MAX_DATA_BYTES:
+        if (size := path.stat().st_size) > MAX_DATA_BYTES:
             raise DataError(
-                f"{path}: {path.stat().st_size / 2**20:.1f} MiB is too large a grid: "
+                f"{path}: {size / 2**20:.1f} MiB is too large a grid: "
                 f"at most {MAX_DATA_BYTES // 2**20} MiB (the volcano's is 16 KB)"
             )
         with path.open(newline="", encoding="utf-8") as handle:
@@ -62,9 +63,7 @@ def load_grid(path: Path) -> npt.NDArray[np.float64]:
             try:
                 value = float(cell)
             except ValueError:
-                raise DataError(
-                    f"{path}: line {line}, column {header[column]}: {cell!r} is not a number"
-                ) from None
+                value = math.nan
             if not abs(value) <= MAX_HEIGHT:  # also NaN and infinity
                 raise DataError(
                     f"{path}: line {line}, column {header[column]}: {cell!r} is not a height "
