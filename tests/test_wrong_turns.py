@@ -69,6 +69,9 @@ def test_options_that_break_the_runs_shape_are_refused_in_one_line(
         "--array=1-3",
         "--arr=1-3",
         "-a",
+        "-Ha",  # a cluster of short flags: --hold, then --array
+        "-HW",
+        "-Hd",
         "--dependency=afterok:9",
         "-d",
         "--parsable",
@@ -259,18 +262,6 @@ def test_bad_data_is_one_line_and_starts_nothing(project: Path, content: str, sa
     assert not (project / "output" / "run.json").exists()
 
 
-def test_a_project_path_with_a_line_break_is_refused_before_anything_starts(
-    tmp_path: Path,
-) -> None:
-    from tests.helpers import copy_project
-
-    project = copy_project(tmp_path / "two\nlines")
-    refused = run(["bash", "submit-gif-job", "--local", *SMALL], project)
-    assert refused.returncode == 2
-    assert "holds a control character ('\\n')" in one_line(refused)
-    assert not (project / "output" / "run.json").exists()
-
-
 def test_assembling_or_resuming_a_complete_run_says_so_and_changes_nothing(project: Path) -> None:
     assert run(["bash", "submit-gif-job", "--local", *SMALL], project).returncode == 0
     before = folder_state(project)
@@ -346,7 +337,10 @@ def test_a_local_run_stopped_by_sigterm_in_its_assembly_records_it_and_leaves_no
     assert (
         said.strip()
         .splitlines()[-1]
-        .endswith("stopped by SIGTERM (on a cluster: the job's time limit, preemption, or scancel)")
+        .endswith(
+            "stopped by SIGTERM (on a cluster: the job's time limit, preemption, or scancel); "
+            "finish the run with: bash submit-gif-job --resume"
+        )
     )
     record = require_record(ProjectPaths(project))
     assert record.state == "failed"
@@ -521,3 +515,93 @@ def test_a_dev_shm_users_cannot_write_is_named_and_starts_nothing(
     with pytest.raises(UsageError, match=r"\(Permission denied\): /dev/shm must be writable"):
         runner.run_local(ProjectPaths(project), 4, size=(64, 48))
     assert not (project / "output" / "run.json").exists()
+
+
+def test_an_export_without_all_is_refused_as_the_jobs_would_not_find_the_python(
+    project: Path, cluster: tuple[Path, dict[str, str]]
+) -> None:
+    queue, env = cluster
+    for options, extra in (
+        (["--", "--export=NONE"], {}),
+        (["--", "--export=HOME,PATH"], {}),
+        ([], {"SBATCH_EXPORT": "NONE"}),
+    ):
+        refused = run(["bash", "submit-gif-job", *SMALL, *options], project, {**env, **extra})
+        assert refused.returncode == 2
+        assert "without ALL: the jobs would not see VOLCANO_PYTHON" in one_line(refused)
+    assert json.loads(queue.read_text())["jobs"] == []
+    passed = run(["bash", "submit-gif-job", *SMALL, "--", "--export=ALL,FOO=1"], project, env)
+    assert passed.returncode == 0, passed.stderr
+
+
+def test_a_path_with_a_bar_keeps_one_run_per_folder(
+    tmp_path: Path, cluster: tuple[Path, dict[str, str]]
+) -> None:
+    from tests.helpers import copy_project
+
+    queue, env = cluster
+    project = copy_project(tmp_path / "a|b")
+    assert run(["bash", "submit-gif-job", *SMALL, "--", "--hold"], project, env).returncode == 0
+    (project / "output" / "run.json").unlink()
+    second = run(["bash", "submit-gif-job", "--frames", "6", "--size", "64x48"], project, env)
+    assert "still has jobs in the queue: 1001 (PENDING), 1002 (PENDING)" in one_line(second)
+    assert "volcano-gif watch" not in second.stderr  # it needs the record
+    assert run(["bash", "submit-gif-job", "--cancel"], project, env).returncode == 0
+    assert live_runs(queue) == {}
+
+
+def test_with_the_controller_down_cancel_says_so_and_a_hand_assembly_waits_for_the_jobs(
+    project: Path, cluster: tuple[Path, dict[str, str]]
+) -> None:
+    from tests.fake_cluster import set_down
+
+    queue, env = cluster
+    assert run(["bash", "submit-gif-job", *SMALL], project, env).returncode == 0
+    before = folder_state(project)
+    by_hand = run([sys.executable, "-m", "volcano_gif", "assemble", *SMALL], project, env)
+    assert by_hand.returncode == 1
+    assert "has jobs in the queue (1001, 1002): its own assembly job" in one_line(by_hand)
+    assert folder_state(project) == before
+    set_down(queue, True)
+    cancel = run(["bash", "submit-gif-job", "--cancel"], project, env)
+    assert cancel.returncode == 1
+    assert "may still be in the queue, and Slurm does not answer" in one_line(cancel)
+    set_down(queue, False)
+    assert live_runs(queue) == {str(project): {f"volcano-gif:run:{_record_id(project)}"}}
+
+
+def _record_id(project: Path) -> str:
+    return require_record(ProjectPaths(project)).run_id
+
+
+@pytest.mark.parametrize("folder", ["back\\slash", "two\nlines"])
+def test_a_path_ffmpeg_or_sbatch_cannot_take_is_refused(tmp_path: Path, folder: str) -> None:
+    from tests.helpers import copy_project
+
+    project = copy_project(tmp_path / folder)
+    refused = run(["bash", "submit-gif-job", "--local", *SMALL], project)
+    assert refused.returncode == 2
+    assert "holds a control character or backslash" in one_line(refused)
+
+
+def test_unwritable_logs_are_refused_before_anything_is_queued(
+    project: Path, cluster: tuple[Path, dict[str, str]]
+) -> None:
+    queue, env = cluster
+    (project / "output").mkdir()
+    (project / "output" / "slurm_files").write_text("a file where the folder should be")
+    refused = run(["bash", "submit-gif-job", *SMALL], project, env)
+    assert refused.returncode == 2
+    assert "cannot write in" in one_line(refused)
+    assert json.loads(queue.read_text())["jobs"] == []
+    assert not (project / "output" / "run.json").exists()
+
+
+def test_a_resume_keeps_no_hold_however_it_was_spelled() -> None:
+    from volcano_gif.run.lifecycle import new_record
+    from volcano_gif.run.record import Mode, Parameters, Submission
+
+    record = new_record(Mode.SLURM, Parameters.of(4))
+    options = ["--hold", "--hol", "-H", "--qos=debug", "--hint=nomultithread"]
+    record.submissions.append(Submission("start", "t", "1-4", 1, [], sbatch_options=options))
+    assert record.sbatch_options() == ["--qos=debug", "--hint=nomultithread"]

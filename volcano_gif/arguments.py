@@ -190,6 +190,7 @@ def guarded(prog: str, command: Callable[[], int]) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt as stop:  # Ctrl-C; SIGTERM too, as lifecycle.Stopped
         name = getattr(stop, "signal", "SIGINT")
-        line = stop.line() if hasattr(stop, "line") else "stopped by Ctrl-C (SIGINT)"
-        print(f"{prog}: {line}", file=sys.stderr)
+        line = stop.line() if hasattr(stop, "line") else "stopped by SIGINT (Ctrl-C)"
+        way = getattr(stop, "way", "")
+        print(f"{prog}: {line}" + (f"; finish the run with: {way}" if way else ""), file=sys.stderr)
         return 128 + signal.Signals[name]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from volcano_gif.errors import UsageError
 from volcano_gif.layout import (
     ARCHIVES_DIR,
     DATA_FILE,
@@ -69,14 +68,3 @@ class ProjectPaths:
             return str(path.relative_to(self.root))
         except ValueError:
             return str(path)
-
-
-def check_project_root(root: Path) -> None:
-    """Refuse a project folder whose path holds a control character, a line break say:
-    the frame list ffmpeg reads and the logs sbatch writes take the path as text."""
-    control = next((char for char in str(root) if ord(char) < 32 or ord(char) == 127), None)
-    if control is not None:
-        raise UsageError(
-            f"the project folder {str(root)!r} holds a control character ({control!r}) in its "
-            "path, which the assembly cannot pass to ffmpeg: rename or move it, then try again"
-        )

@@ -262,20 +262,16 @@ def folder_jobs(root: Path, comment_prefix: str) -> list[FolderJob]:
     The queue, not the run record, says which runs are at work in a folder: a
     record can be deleted or damaged, a job's working folder and comment cannot.
     """
-    fields = ("job", "state", "name", "comment", "folder")
     output = call(["squeue", "--me", "--noheader", "--format", "%F|%T|%j|%k|%Z"])
     folder = os.path.realpath(root)
     jobs: dict[str, FolderJob] = {}
-    for row in parsable_rows(output, fields):
-        if (
-            row["state"] in ENDED_STATES
-            or not row["comment"].startswith(comment_prefix)
-            or os.path.realpath(row["folder"]) != folder
-        ):
+    for line in output.splitlines():  # the folder last: it may hold a "|" of its own
+        job, state, name, comment, workdir = (line.strip().split("|", 4) + [""] * 5)[:5]
+        if state in ENDED_STATES or not comment.startswith(comment_prefix):
             continue
-        known = jobs.get(row["job"])
-        state = "RUNNING" if known and known.state == "RUNNING" else row["state"]
-        jobs[row["job"]] = FolderJob(row["job"], row["name"], state, row["comment"])
+        if os.path.realpath(workdir) == folder:
+            running = state == "RUNNING" or (job in jobs and jobs[job].state == "RUNNING")
+            jobs[job] = FolderJob(job, name, "RUNNING" if running else state, comment)
     return sorted(jobs.values(), key=lambda job: int(job.job_id))
 
 

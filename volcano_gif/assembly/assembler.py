@@ -19,6 +19,7 @@ The outputs are written and read back by :mod:`volcano_gif.assembly.outputs`.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,10 +44,12 @@ from volcano_gif.layout import (
     MP4_NAME,
     RESUME_COMMAND,
     frame_number,
+    job_comment,
 )
 from volcano_gif.numbering import expected_frames
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.failures import Kill, fix_options, kills
+from volcano_gif.run.guard import FolderBusyError, live_jobs
 from volcano_gif.run.lifecycle import (
     adopt,
     complete_line,
@@ -55,7 +58,7 @@ from volcano_gif.run.lifecycle import (
     started,
     stop_on_signals,
 )
-from volcano_gif.run.record import AssemblyMemory, Parameters, RunRecord
+from volcano_gif.run.record import UNDER_WAY, AssemblyMemory, Kind, Parameters, RunRecord
 from volcano_gif.stage_times import StageTimes, peak_memory_mib
 from volcano_gif.task.task_timing import requested_memory_mib
 
@@ -154,6 +157,15 @@ def assemble(
     record = record_of_this_run(paths, parameters)
     if record is not None and run_is_complete(paths, record):
         return complete_run(paths, record, "assemble")
+    if record is not None and record.state in UNDER_WAY:  # by hand, while its jobs wait?
+        mine, prefix = os.environ.get("SLURM_JOB_ID"), job_comment(Kind.RUN.value, record.run_id)
+        if waiting := [
+            job.job_id for job in live_jobs(paths, record, prefix, paths.root) if job.job_id != mine
+        ]:
+            raise FolderBusyError(
+                f"run {record.run_id} has jobs in the queue ({', '.join(waiting)}): its own "
+                "assembly job will assemble it; nothing was done (follow it: volcano-gif watch)"
+            )
     if record is None:  # jobs of one's own: a failure writes a record, for --resume
         with stop_on_signals():
             try:

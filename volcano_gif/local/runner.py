@@ -29,7 +29,7 @@ from volcano_gif.errors import UsageError
 from volcano_gif.layout import DEFAULT_FRAME_COUNT, DEFAULT_SIZE, RESUME_COMMAND
 from volcano_gif.local.progress import FrameProgress
 from volcano_gif.numbering import expected_frames, split_evenly
-from volcano_gif.paths import ProjectPaths, check_project_root
+from volcano_gif.paths import ProjectPaths
 from volcano_gif.run import lifecycle
 from volcano_gif.run.guard import (
     check_writable,
@@ -236,7 +236,6 @@ def _begin(
     keeps frames that are complete already). Nothing is written before the data,
     the workers' semaphores and the frames in images/ have passed.
     """
-    check_project_root(paths.root)
     if resume and found is not None:
         parameters = found.parameters
     load_scene(paths, parameters.frame_count, parameters.size)  # the data, in one line

@@ -250,7 +250,7 @@ def compare_reproduction(scratch: ProjectPaths) -> int:
     """
     record, origin = require_reproduction(scratch)
     lifecycle.started(scratch, record.run_id)
-    with lifecycle.recording_failures(scratch, record.run_id):
+    with lifecycle.recording_failures(scratch, record.run_id, way=""):
         rendered, outcome = _compare(scratch, record, origin)
 
     def compared(current: RunRecord) -> str:

@@ -45,12 +45,12 @@ def cancel_run(paths: ProjectPaths) -> int:
             f"later with: {RESUME_COMMAND}"
         )
         return 0
-    jobs = live_jobs(paths, record, comment_prefix, jobs_root)
+    jobs = live_jobs(paths, record, comment_prefix, jobs_root, must_know=True)
     if not jobs:
         ran = f"run {record.run_id}" if record is not None else f"a run in {paths.root}"
         print(f"nothing to cancel: no job of {ran} is queued or running, and no local run")
         return 0
-    slurm.cancel(sorted((job.job_id for job in jobs), key=int, reverse=True))  # dependents first
+    slurm.cancel([job.job_id for job in reversed(jobs)])  # in job id order: dependents first
     ids = ", ".join(job.job_id for job in jobs)
     if record is not None and record.run_id in {job.run_id for job in jobs}:
         lifecycle.cancelled(paths, record.run_id, f"jobs {ids} (scancel)")
@@ -58,8 +58,12 @@ def cancel_run(paths: ProjectPaths) -> int:
     if record is None:
         why = f"{RUN_RECORD} is damaged" if damaged else f"there is no {RUN_RECORD}"
         way = f"; {why}: move it away (if any) and start the run again with the same options"
+    described = ", ".join(
+        f"{job.job_id} ({'frames' if job.name == _ARRAY_JOB_NAME else 'gif'}, was {job.state})"
+        for job in reversed(jobs)
+    )
     print(
-        f"cancelled run {jobs[0].run_id}: {_described(jobs)}. Every frame rendered so far is "
+        f"cancelled run {jobs[0].run_id}: {described}. Every frame rendered so far is "
         f"kept in images/{way}"
     )
     return 0
@@ -75,10 +79,3 @@ def _after_any_submission(paths: ProjectPaths) -> tuple[RunRecord | None, str]:
     except RecordError as error:
         return None, str(error)
     return (lifecycle.wait_while_submitting(paths, record) if record else None), ""
-
-
-def _described(jobs: list[slurm.FolderJob]) -> str:
-    return ", ".join(
-        f"{job.job_id} ({'frames' if job.name == _ARRAY_JOB_NAME else 'gif'}, was {job.state})"
-        for job in sorted(jobs, key=lambda job: int(job.job_id), reverse=True)
-    )

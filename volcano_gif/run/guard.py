@@ -49,7 +49,13 @@ class FolderBusyError(RuntimeError):
 
 
 def check_writable(folder: Path) -> None:
-    """Raise a one-line UsageError unless a run can write files in ``folder``."""
+    """Raise a one-line UsageError unless a run can write files in ``folder``, whose path
+    holds no control character or backslash (ffmpeg's frame list and sbatch's logs can't)."""
+    if bad := next((c for c in str(folder) if ord(c) < 32 or ord(c) == 127 or c == "\\"), ""):
+        raise UsageError(
+            f"{str(folder)!r} holds a control character or backslash ({bad!r}) in its path: "
+            "rename or move the project, then try again"
+        )
     _writing(folder, lambda: tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close())
 
 
@@ -117,22 +123,26 @@ def _busy_message(paths: ProjectPaths, holder: str, finish: str = RESUME_COMMAND
 
 
 def live_jobs(
-    paths: ProjectPaths, record: RunRecord | None, comment_prefix: str, jobs_root: Path
+    paths: ProjectPaths,
+    record: RunRecord | None,
+    comment_prefix: str,
+    jobs_root: Path,
+    must_know: bool = False,
 ) -> list[slurm.FolderJob]:
     """The folder's live jobs, from the queue (none without sbatch).
 
     Where the controller does not answer, a record that says a Slurm run is under
-    way holds the folder: its jobs may well be queued.
+    way holds the folder (its jobs may well be queued), as ``must_know`` does any.
     """
     if not slurm.available():
         return []
     try:
         return slurm.folder_jobs(jobs_root, comment_prefix)
     except slurm.ControllerUnreachableError as error:
-        if record is not None and record.mode_is_slurm and record.state in UNDER_WAY:
+        if must_know or (record and record.mode_is_slurm and record.state in UNDER_WAY):
             raise FolderBusyError(
-                f"run {record.run_id} may still have jobs in the queue, and Slurm does not "
-                f"answer ({error.said}): try again once it does (sinfo)"
+                f"jobs of {paths.root} may still be in the queue, and Slurm does not answer "
+                f"({error.said}): try again once it does (sinfo)"
             ) from None
         if record is not None and record.mode_is_slurm:
             logger.warning("could not ask Slurm for the jobs of %s: %s", paths.root, error.said)
@@ -173,7 +183,8 @@ def refuse_if_active(
         ids = ",".join(job.job_id for job in jobs)
         raise FolderBusyError(
             f"run {jobs[0].run_id} still has jobs in the queue: {listed}. One run per folder: "
-            f"wait for them (squeue --me -j {ids}, or {ways[0]}) or cancel them ({ways[1]})"
+            f"wait for them (squeue --me -j {ids}{f', or {ways[0]}' if record else ''}) or "
+            f"cancel them ({ways[1]})"
         )
 
 

@@ -26,9 +26,10 @@ from types import FrameType
 
 from volcano_gif.errors import UsageError
 from volcano_gif.files import sha256_of, short_hostname, write_json_atomically
-from volcano_gif.layout import RUN_RECORD, SUBMIT_SCRIPT
+from volcano_gif.layout import RESUME_COMMAND, RUN_RECORD, SUBMIT_SCRIPT
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.record import (
+    UNDER_WAY,
     Kind,
     Mode,
     Parameters,
@@ -45,9 +46,7 @@ from volcano_gif.task.task_timing import remove_other_runs_timings
 logger = logging.getLogger(__name__)
 
 #: The states in which a run has its outcome: a failure recorded later changes nothing.
-OUTCOMES = frozenset(
-    {RunState.ASSEMBLED, RunState.COMPARED, RunState.FAILED, RunState.CANCELLED, RunState.REFUSED}
-)
+OUTCOMES = frozenset(RunState) - UNDER_WAY
 
 
 class NoRecordError(RecordError, UsageError):
@@ -62,15 +61,12 @@ class Stopped(KeyboardInterrupt):
     """The command got SIGTERM or SIGINT; ``signal`` names it (``SIGTERM``)."""
 
     def __init__(self, signum: int) -> None:
-        self.signal = signal.Signals(signum).name
+        self.signal, self.way = signal.Signals(signum).name, ""
         super().__init__(self.signal)
 
     def line(self) -> str:
-        if self.signal == "SIGINT":
-            return "stopped by Ctrl-C (SIGINT)"
-        return (
-            f"stopped by {self.signal} (on a cluster: the job's time limit, preemption, or scancel)"
-        )
+        slurm = "on a cluster: the job's time limit, preemption, or scancel"
+        return f"stopped by {self.signal} ({'Ctrl-C' if self.signal == 'SIGINT' else slurm})"
 
 
 @contextlib.contextmanager
@@ -246,8 +242,8 @@ def begin(
     if mode is Mode.LOCAL:
         record.move_to(RunState.RENDERING, "rendering", "locally")
         record.submitted = record.started = now()
-    write_record(paths, record)
     remove_other_runs_timings(paths.timing, record.run_id)
+    write_record(paths, record)
     return record
 
 
@@ -391,9 +387,7 @@ def _step(record: RunRecord) -> str:
 
 
 def _first_line(error: BaseException | str) -> str:
-    if isinstance(error, Stopped):
-        return error.line()
-    text = str(error)
+    text = error.line() if isinstance(error, Stopped) else str(error)
     return text.splitlines()[0] if text else type(error).__name__
 
 
@@ -443,13 +437,18 @@ def settle(paths: ProjectPaths, record: RunRecord, how: str, *, by_user: bool = 
 
 
 @contextlib.contextmanager
-def recording_failures(paths: ProjectPaths, run_id: str) -> Iterator[None]:
+def recording_failures(
+    paths: ProjectPaths, run_id: str, way: str = RESUME_COMMAND
+) -> Iterator[None]:
     """Once a command has begun or resumed a run: any failure, SIGTERM or Ctrl-C ends with
-    the record saying so (a run that has its outcome keeps it), and the exception goes on."""
+    the record saying so (a run that has its outcome keeps it), and the exception goes on;
+    a stop says the ``way`` to finish the run."""
     try:
         with stop_on_signals():
             yield
     except BaseException as error:
+        if isinstance(error, Stopped):
+            error.way = way
         failed(
             paths,
             run_id,
@@ -493,11 +492,10 @@ def submitter_alive(record: RunRecord) -> int | None:
     if submitter.get("host") != short_hostname() or not isinstance(pid, int) or pid <= 0:
         return None
     try:
-        os.kill(pid, 0)
+        with contextlib.suppress(PermissionError):  # alive, and another user's
+            os.kill(pid, 0)
     except ProcessLookupError:
         return None
-    except PermissionError:
-        return pid
     return pid
 
 
@@ -509,7 +507,7 @@ def wait_while_submitting(
     deadline = time.monotonic() + timeout
     while record.state is RunState.SUBMITTING and submitter_alive(record):
         if time.monotonic() > deadline:
-            break
+            return record
         time.sleep(0.2)
         record = read_record(paths) or record
     return record

@@ -33,10 +33,6 @@ SCHEMA_FILE = Path(__file__).with_name("run.schema.json")
 RUN_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9]{4}$")
 
 
-#: sbatch options of a submission that its resume does not take over.
-UNKEPT_SBATCH_OPTIONS = frozenset({"--hold", "-H"})
-
-
 class RunState(StrEnum):
     SUBMITTING = "submitting"  # planned; sbatch is being called
     SUBMITTED = "submitted"  # the jobs are queued (Slurm)
@@ -49,17 +45,12 @@ class RunState(StrEnum):
     COMPARED = "compared"  # a reproduction's frames were compared (see reproduces)
 
 
-#: The states a run may move to each state from: the run's lifecycle in one place.
-#: (A run is created SUBMITTING, or RENDERING when local.) What is missing here
-#: cannot happen, and :meth:`RunRecord.move_to` refuses it: a run is SUBMITTED
-#: or REFUSED only out of its submission, ASSEMBLED (a reproduction: COMPARED)
-#: only out of its dependent step, and an ASSEMBLED, COMPARED or REFUSED run has
-#: nothing left to cancel. (A reproduction's comparison is its ASSEMBLING.) Every state may be
-#: resumed (SUBMITTING, RENDERING) or assembled by hand (ASSEMBLING): also a run
-#: whose submitter or assembly died before it could say so.
-ALL_STATES = frozenset(RunState)
 #: The states of a run whose jobs or processes may be at work: it may fail or be cancelled.
-UNDER_WAY = frozenset(map(RunState, UNDER_WAY_STATES))
+ALL_STATES, UNDER_WAY = frozenset(RunState), frozenset(map(RunState, UNDER_WAY_STATES))
+#: The states a run may move to each state from (it is created SUBMITTING, or RENDERING
+#: here); :meth:`RunRecord.move_to` refuses the rest. SUBMITTED and REFUSED come only out of
+#: a submission, ASSEMBLED (a reproduction: COMPARED) only out of the step after the array;
+#: any run may be resumed, or assembled by hand, also one whose process died unheard.
 MOVES: dict[RunState, frozenset[RunState]] = {
     RunState.SUBMITTING: ALL_STATES,
     RunState.RENDERING: ALL_STATES,
@@ -262,7 +253,7 @@ class RunRecord:
             option
             for submission in self.submissions
             for option in submission.sbatch_options
-            if option not in UNKEPT_SBATCH_OPTIONS
+            if not (option == "-H" or (len(option) > 3 and "--hold".startswith(option)))
         ]
 
     def resume_command(self) -> str:

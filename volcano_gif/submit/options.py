@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -146,16 +148,21 @@ def check_sbatch_extra(extra: Sequence[str]) -> None:
     do we."""
     if any("\n" in option for option in extra):
         raise UsageError("sbatch options after -- must not contain line breaks")
-    for option in extra:
-        name = option[2:].split("=", 1)[0] if option.startswith("--") else None
-        hit = next(
-            (
-                long
-                for long, (short, _) in SHAPE_OPTIONS.items()
-                if (long.startswith(name) if name else option[:2] == f"-{short}")
-            ),
-            None,
+    exports = [o.split("=", 1)[-1] for o in extra if o.startswith("--exp")]
+    site = os.environ.get("SBATCH_EXPORT")
+    if any("ALL" not in value.split(",") for value in [*exports, *([site] if site else [])]):
+        raise UsageError(
+            "--export (or SBATCH_EXPORT) without ALL: the jobs would not see VOLCANO_PYTHON, "
+            "this project's Python, and every task would fail; add ALL (--export=ALL,...)"
         )
+    shorts = {short: long for long, (short, _) in SHAPE_OPTIONS.items() if short}
+    for option in extra:
+        if option.startswith("--"):
+            name = option[2:].split("=", 1)[0]
+            hit = next((long for long in SHAPE_OPTIONS if long.startswith(name)), None)
+        else:  # a cluster of short flags, up to the first that takes a value: -Ha 1-3
+            flags = re.match(r"-[HhkOQsuvVW]*.?", option)
+            hit = next((shorts[c] for c in flags.group(0) if c in shorts), None) if flags else None
         if hit is not None:
             raise UsageError(
                 f"{option} after -- would break the run's shape ({SHAPE_OPTIONS[hit][1]}): "

@@ -31,7 +31,7 @@ from volcano_gif.layout import (
     job_comment,
 )
 from volcano_gif.numbering import format_size, gif_size
-from volcano_gif.paths import ProjectPaths, check_project_root
+from volcano_gif.paths import ProjectPaths
 from volcano_gif.run import guard, lifecycle
 from volcano_gif.run import record as run_record
 from volcano_gif.run.cancel import cancel_run
@@ -72,7 +72,6 @@ def plan_main(argv: Sequence[str]) -> int:
 def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_dir: Path) -> int:
     if args.cancel:
         return cancel_run(paths)
-    check_project_root(paths.root)
     if not args.dry_run:
         guard.check_writable(paths.output)
     local = args.local or not slurm.available()
@@ -91,6 +90,8 @@ def _plan(paths: ProjectPaths, args: argparse.Namespace, extra: list[str], plan_
             logger.info("sbatch not found; running on this machine")
         return _run_here(paths, args)
     config = slurm.read_config()  # also proves that the controller answers
+    if not args.dry_run:  # the jobs' logs: Slurm 22.05 fails silently without the folder
+        guard.check_writable(paths.slurm_logs)
     record = guard.claim_record(paths, resume=args.resume)
     with guard.holding_folder(paths, "a submission"):
         return _plan_slurm(paths, args, extra, plan_dir=plan_dir, record=record, config=config)
@@ -206,7 +207,6 @@ def _plan_slurm(
             submission=submission,
         )
     with lifecycle.recording_failures(paths, run_id):
-        paths.slurm_logs.mkdir(parents=True, exist_ok=True)  # Slurm 22.05 fails silently without
         plan_files.write_plan(
             plan_dir,
             plan_files.Plan(run_id, submission.array, render, assembly, sbatch_options, args.watch),
