@@ -454,7 +454,7 @@ def test_on_slurm_a_controller_crash_mid_run_is_ridden_out_by_the_watch(
         timeout=120,
     )
     stop_controller(fault_slurm)  # a crash: SIGKILL
-    time.sleep(8)
+    time.sleep(30)  # longer than a client keeps trying (MessageTimeout): the watch sees it
     restart_controller(fault_slurm)
     _, said = watch.communicate(timeout=400)
     assert said.count("Slurm does not answer") == 1, said
