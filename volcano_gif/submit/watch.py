@@ -155,9 +155,10 @@ def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: b
     if gif_lines:
         gif_state, gif_reason = gif_lines[0].state, gif_lines[0].reason
         ended = gif_state in slurm.ENDED_STATES
-    else:  # Slurm has forgotten the jobs: they ended; the record says how
+    else:  # Slurm has forgotten it (MinJobAge, or a crash): done once no task is at work
         source = "output/run.json and the files on disk: the jobs have left Slurm's memory"
-        gif_state, gif_reason, ended = f"gone, run {current.state}", "", True
+        gif_state, gif_reason = f"gone, run {current.state}", ""
+        ended = not any(map(counts.get, ("pending", "held", "requeued", "running", "ending")))
     assembled = current.state == RunState.ASSEMBLED
     frames = current.parameters.frame_count if assembled else len(frames_on_disk(paths.images))
     return Snapshot(
