@@ -465,6 +465,10 @@ def test_on_slurm_a_controller_crash_mid_run_is_ridden_out_by_the_watch(
         assert way == "finish it with: bash submit-gif-job --resume", said
         assert require_record(paths).state == "failed"  # the record agrees with the queue
         resumed = submit_run(fault_slurm, learner_project, "--resume", "--watch")
+        if resumed.returncode != 0:  # Slurm requeued the array a moment after it answered:
+            assert "still has jobs in the queue" in one_line(resumed)  # wait for it, as said
+            assert volcano_gif(fault_slurm, learner_project, "watch").returncode == 1
+            resumed = submit_run(fault_slurm, learner_project, "--resume", "--watch")
         assert resumed.returncode == 0, resumed.stderr
     assert run_is_complete(paths, require_record(paths))
 
