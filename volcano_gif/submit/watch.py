@@ -126,18 +126,17 @@ class Watched:
         ids = [job.strip() for job in jobs.split(",") if job.strip()]
         if not 1 <= len(ids) <= 2 or not all(job.isdigit() for job in ids):
             raise UsageError(f"--jobs {jobs!r}: give ARRAY_ID,GIF_ID (or GIF_ID), e.g. 12,13")
-        for submission in record.submissions:
-            if submission.job_ids == ids:
-                tasks = len(_tasks_of(submission.array)) if submission.array else 0
-                return cls(ids[0] if len(ids) == 2 else None, ids[-1], tasks)
-        return cls(ids[0] if len(ids) == 2 else None, ids[-1], 0)
+        arrays = [s.array for s in record.submissions if s.job_ids == ids and s.array]
+        tasks = len(_tasks_of(arrays[0])) if arrays else 0
+        return cls(ids[0] if len(ids) == 2 else None, ids[-1], tasks)
 
 
 def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: bool) -> Snapshot:
     """One look at the run: one squeue call, and more only for jobs that left it."""
     array_job, gif_job = watched.array_job, watched.gif_job
     jobs = [job for job in (array_job, gif_job) if job]
-    lines, source = slurm.job_lines(jobs), "squeue"
+    queued = lines = slurm.job_lines(jobs)
+    source = "squeue"
     if not any(line.job_id == gif_job for line in lines):
         lines, source = [], "scontrol"
         for job in jobs:
@@ -146,6 +145,7 @@ def poll(paths: ProjectPaths, record: RunRecord, watched: Watched, accounting: b
             lines, source = sacct.sacct_states(jobs), "sacct"
     gif_lines = [line for line in lines if line.job_id == gif_job]
     task_lines = [line for line in lines if line.job_id == array_job and line.task is not None]
+    task_lines = task_lines or [q for q in queued if q.job_id == array_job and q.task is not None]
     categories = [(task_category(line.state, line.reason), line.reason) for line in task_lines]
     counts = Counter(category for category, _ in categories)
     reasons = {c: why for c, why in reversed(categories) if c in {"held", "requeued"}}
