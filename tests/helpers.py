@@ -61,9 +61,21 @@ def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (children first, then theirs), from /proc."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return []
     return [found for child in children for found in (int(child), *descendants(int(child)))]
+
+
+def command_line(pid: object) -> bytes:
+    """The NUL-separated command line of ``pid``; empty once it has ended.
+
+    A process can end between listing and reading: /proc then answers
+    ENOENT, or ESRCH while it is a zombie.
+    """
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, clean_frame_digests, descendants, project_env, run, wait_for
+from tests.helpers import (
+    REPO,
+    clean_frame_digests,
+    command_line,
+    descendants,
+    project_env,
+    run,
+    wait_for,
+)
 from tests.media import gif_facts, mp4_frame_count
 from volcano_gif.assembly.assembler import FramesNotReadyError
 from volcano_gif.layout import frame_name
@@ -245,15 +253,8 @@ def test_a_local_run_holds_its_folder_and_a_crash_leaves_no_stale_lock(project: 
 
 def _workers(runner: int) -> list[int]:
     """The render worker processes of a local run: forks of the runner itself."""
-    command = Path(f"/proc/{runner}/cmdline").read_bytes()
-
-    def is_worker(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/cmdline").read_bytes() == command
-        except FileNotFoundError:  # ended meanwhile (an ffmpeg, say)
-            return False
-
-    return [pid for pid in descendants(runner) if is_worker(pid)]
+    command = command_line(runner)
+    return [pid for pid in descendants(runner) if command_line(pid) == command]
 
 
 def _runner_pid(process: subprocess.Popen[str]) -> int:
@@ -271,10 +272,7 @@ def _runner_pid(process: subprocess.Popen[str]) -> int:
 
 
 def _is_runner(pid: int) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:  # ended meanwhile (mktemp, say)
-        return False
+    command = command_line(pid).split(b"\0")
     return b"volcano_gif" in command and b"plan-submission" in command
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_cluster import install, live_runs, run_next
-from tests.helpers import descendants, project_env, run, wait_for
+from tests.helpers import command_line, descendants, project_env, run, wait_for
 from tests.slurm_helpers import (
     as_learner,
     cluster_env,
@@ -326,11 +326,13 @@ def test_a_local_run_stopped_by_sigterm_in_its_assembly_records_it_and_leaves_no
     encoding = str(slow_ffmpeg).encode()
 
     def encoding_started() -> bool:
-        cmdlines = (_cmdline(path.name) for path in Path("/proc").iterdir() if path.name.isdigit())
+        cmdlines = (
+            command_line(path.name) for path in Path("/proc").iterdir() if path.name.isdigit()
+        )
         return any(encoding in line and b"palettegen" in line for line in cmdlines)
 
     wait_for(encoding_started, "the assembly's ffmpeg")
-    runner = next(pid for pid in descendants(local.pid) if b"plan-submission" in _cmdline(pid))
+    runner = next(pid for pid in descendants(local.pid) if b"plan-submission" in command_line(pid))
     os.kill(runner, signal.SIGTERM)
     _, said = local.communicate(timeout=60)
     assert local.returncode == 143
@@ -348,13 +350,6 @@ def test_a_local_run_stopped_by_sigterm_in_its_assembly_records_it_and_leaves_no
     assert record.error.startswith("stopped by SIGTERM")
     assert [path.name for path in (project / "output").rglob("*.tmp")] == []
     assert len(list((project / "images").glob("image*.png"))) == 4
-
-
-def _cmdline(pid: object) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return b""
 
 
 def test_the_assembly_deletes_only_frames_that_are_still_what_it_archived(

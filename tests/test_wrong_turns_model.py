@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from tests.fake_cluster import install, live_runs, run_next
-from tests.helpers import copy_project, descendants, project_env
+from tests.helpers import command_line, copy_project, descendants, project_env
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.lifecycle import read_record, run_is_complete
 from volcano_gif.run.record import UNDER_WAY, RecordError
@@ -142,10 +142,10 @@ class WrongTurns(RuleBasedStateMachine):
         )
         time.sleep(after)
         for pid in descendants(process.pid):
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                if b"plan-submission" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"plan-submission" in command_line(pid):
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)  # what --cancel sends a local run
-                    break
+                break
         output, _ = process.communicate(timeout=120)
         self.last = output.decode()
         assert "Traceback" not in self.last, self.last
