@@ -68,3 +68,15 @@ def test_bad_files_raise_one_line_errors_naming_the_file(
 def test_missing_file_says_how_to_fix_it(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no such file; the height grid ships as data/volcano.csv"):
         load_grid(tmp_path / "nope.csv")
+
+
+def test_what_is_no_readable_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("V1,V2\n1,2\n3,4\n")
+    (tmp_path / "folder.csv").mkdir()
+    for path, problem in (
+        (tmp_path / "folder.csv", "not a regular file; the height grid is a CSV file"),
+        (tmp_path / "a-file" / "volcano.csv", "cannot read the file: Not a directory"),
+    ):
+        with pytest.raises(DataError) as raised:
+            load_grid(path)
+        assert str(raised.value) == f"{path}: {problem}"

@@ -262,6 +262,25 @@ def test_bad_data_is_one_line_and_starts_nothing(project: Path, content: str, sa
     assert not (project / "output" / "run.json").exists()
 
 
+def test_data_that_is_no_file_is_refused_at_once_even_with_its_scene_cached(
+    project: Path,
+) -> None:
+    # The scene of a finished run is cached: the task reads the data only for its key.
+    assert run(["bash", "submit-gif-job", "--local", *SMALL], project).returncode == 0
+    data = project / "data" / "volcano.csv"
+    data.unlink()
+    os.mkfifo(data)  # no writer: reading it would wait for ever
+    before = folder_state(project)
+    for command in (
+        ["bash", "submit-gif-job", "--local", "--force", *SMALL],
+        [sys.executable, "volcano.py", "-q", "2", *SMALL],
+    ):
+        refused = run(command, project, timeout=60)
+        assert refused.returncode == 2
+        assert "volcano.csv: not a regular file" in one_line(refused)
+        assert folder_state(project) == before
+
+
 def test_assembling_or_resuming_a_complete_run_says_so_and_changes_nothing(project: Path) -> None:
     assert run(["bash", "submit-gif-job", "--local", *SMALL], project).returncode == 0
     before = folder_state(project)

@@ -155,11 +155,7 @@ def refuse_if_active(
     *,
     comment_prefix: str = job_comment(Kind.RUN.value, ""),
     jobs_root: Path | None = None,
-    ways: tuple[str, str, str] = (
-        "volcano-gif watch",
-        CANCEL_COMMAND,
-        RESUME_COMMAND,
-    ),
+    ways: tuple[str, str, str] = ("volcano-gif watch", CANCEL_COMMAND, RESUME_COMMAND),
 ) -> None:
     """Raise FolderBusyError if a run is under way in this folder: a local run or a
     submission at work here, or jobs in the queue (one ``squeue --me``).

@@ -467,13 +467,10 @@ def run_is_complete(paths: ProjectPaths, record: RunRecord) -> bool:
 
 def outputs_verified(paths: ProjectPaths, record: RunRecord) -> bool:
     """True if every output in the record is on disk with its recorded checksum."""
-    if set(record.outputs) != {"mp4", "gif", "archive"}:
-        return False
-    for output in record.outputs.values():
-        path = paths.root / output.path
-        if not path.is_file() or sha256_of(path) != output.sha256:
-            return False
-    return True
+    return set(record.outputs) == {"mp4", "gif", "archive"} and all(
+        (path := paths.root / output.path).is_file() and sha256_of(path) == output.sha256
+        for output in record.outputs.values()
+    )
 
 
 def complete_line(record: RunRecord, left: str) -> str:

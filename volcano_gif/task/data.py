@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +30,30 @@ class DataError(UsageError):
     """The height grid file is missing or malformed."""
 
 
-def load_grid(path: Path) -> npt.NDArray[np.float64]:
-    """Return the height grid as a (rows, columns) array, columns in true order."""
+def read_data(path: Path) -> str:
+    """The grid file's text, refused in one line if it is missing, unreadable or too large."""
     try:
-        if (size := path.stat().st_size) > MAX_DATA_BYTES:
+        if not stat.S_ISREG((info := path.stat()).st_mode):  # a FIFO would wait for a writer
+            raise DataError(f"{path}: not a regular file; the height grid is a CSV file")
+        if info.st_size > MAX_DATA_BYTES:
             raise DataError(
-                f"{path}: {size / 2**20:.1f} MiB is too large a grid: "
+                f"{path}: {info.st_size / 2**20:.1f} MiB is too large a grid: "
                 f"at most {MAX_DATA_BYTES // 2**20} MiB (the volcano's is 16 KB)"
             )
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise DataError(
             f"{path}: no such file; the height grid ships as data/volcano.csv "
             "in the project folder (choose the folder with --root)"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read the file: {error}") from None
-    rows = [row for row in rows if row]
+        reason = getattr(error, "strerror", error)  # an OSError's without the path again
+        raise DataError(f"{path}: cannot read the file: {reason}") from None
+
+
+def load_grid(path: Path) -> npt.NDArray[np.float64]:
+    """Return the height grid as a (rows, columns) array, columns in true order."""
+    rows = [row for row in csv.reader(read_data(path).splitlines()) if row]
     if not rows:
         raise DataError(f"{path}: the file is empty; expected a header V1..Vn and rows of heights")
     header, body = rows[0], rows[1:]

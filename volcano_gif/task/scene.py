@@ -149,9 +149,9 @@ def load_scene(paths: ProjectPaths, frame_count: int, size: tuple[int, int]) -> 
 
     The data file is read every time: its bytes are part of the cache key.
     """
-    from volcano_gif.task.data import load_grid
+    from volcano_gif.task.data import load_grid, read_data
 
-    data = paths.data_file.read_bytes() if paths.data_file.is_file() else b""
+    data = read_data(paths.data_file).encode()  # the file's bytes: it is UTF-8
     cached = paths.scene_cache / f"scene-{scene_key(data, frame_count, size)}.npz"
     try:
         return Scene.from_file(cached)
