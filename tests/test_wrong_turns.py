@@ -37,6 +37,7 @@ from volcano_gif.paths import ProjectPaths
 from volcano_gif.run.lifecycle import read_record, require_record, run_is_complete
 from volcano_gif.run.record import AssemblyMemory
 from volcano_gif.stage_times import StageTimes
+from volcano_gif.submit.options import check_sbatch_extra
 
 SMALL = ["--frames", "4", "--size", "64x48"]
 
@@ -97,6 +98,11 @@ def test_options_that_break_the_runs_shape_are_refused_in_one_line(
     )
     assert passed.returncode == 0, passed.stderr
     assert [job["held"] for job in json.loads(queue.read_text())["jobs"]] == [True, True]
+
+
+def test_a_second_double_dash_is_not_taken_for_a_shape_option() -> None:
+    # sbatch ends its options there; no name of a shape option starts with "".
+    check_sbatch_extra(["--", "--mem=1G"])
 
 
 def test_cancel_during_a_submission_waits_for_it_then_cancels_what_it_queued(

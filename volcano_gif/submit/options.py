@@ -27,7 +27,7 @@ from volcano_gif.layout import SUBMIT_SCRIPT
 
 PROG = SUBMIT_SCRIPT
 #: The options that describe the frames: a --resume takes them from the record.
-RUNSHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
+RUN_SHAPE_OPTIONS = ("frames", "frames_per_task", "size", "gif_width")
 
 _DESCRIPTION = (
     "Render the rotating volcano as a Slurm job array, then assemble "
@@ -112,12 +112,12 @@ def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def check_combinations(args: argparse.Namespace, extra: list[str]) -> None:
     """Refuse what argparse's groups cannot say: raise :class:`UsageError`."""
     if args.cancel and any(
-        getattr(args, name) for name in (*RUNSHAPE_OPTIONS, "resume", "force", "dry_run", "watch")
+        getattr(args, name) for name in (*RUN_SHAPE_OPTIONS, "resume", "force", "dry_run", "watch")
     ):
         raise UsageError("--cancel takes no other options")
     given = [
         f"--{name.replace('_', '-')}"
-        for name in RUNSHAPE_OPTIONS
+        for name in RUN_SHAPE_OPTIONS
         if getattr(args, name) is not None
     ]
     if args.resume and given:
@@ -159,7 +159,7 @@ def check_sbatch_extra(extra: Sequence[str]) -> None:
     for option in extra:
         if option.startswith("--"):
             name = option[2:].split("=", 1)[0]
-            hit = next((long for long in SHAPE_OPTIONS if long.startswith(name)), None)
+            hit = next((long for long in SHAPE_OPTIONS if name and long.startswith(name)), None)
         else:  # a cluster of short flags, up to the first that takes a value: -Ha 1-3
             flags = re.match(r"-[HhkOQsuvVW]*.?", option)
             hit = next((shorts[c] for c in flags.group(0) if c in shorts), None) if flags else None

@@ -25,8 +25,8 @@ from volcano_gif.layout import (
     SLURM_JOB_LOG_ERR,
     SLURM_JOB_LOG_OUT,
 )
-from volcano_gif.numbering import compress_ranges as compress_ranges  # noqa: PLC0414  (re-exported)
 from volcano_gif.numbering import (
+    compress_ranges,
     default_gif_width,
     expected_frames,
     format_size,

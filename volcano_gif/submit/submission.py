@@ -30,7 +30,7 @@ from volcano_gif.layout import (
     SUBMIT_SCRIPT,
     job_comment,
 )
-from volcano_gif.numbering import format_size, gif_size
+from volcano_gif.numbering import compress_ranges, format_size, gif_size
 from volcano_gif.paths import ProjectPaths
 from volcano_gif.run import guard, lifecycle
 from volcano_gif.run import record as run_record
@@ -304,7 +304,7 @@ def _preflight(paths: ProjectPaths) -> None:
 
 
 def _frames_text(frames: list[int]) -> str:
-    text = plan.compress_ranges(frames)
+    text = compress_ranges(frames)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
